@@ -1,0 +1,53 @@
+"""``Value``, from the compiled engine where it is built, else from the pure-Python one.
+
+    MICROGRAD_PUREPYTHON=1         use the pure engine even where the extension is built
+    MICROGRAD_REQUIRE_EXTENSION=1  make a missing or broken extension an ImportError
+
+Both variables count as on for any value but empty and ``0``. ``ENGINES`` maps each engine this
+process can load to its ``Value`` class, for side-by-side comparisons in one process.
+"""
+from __future__ import annotations
+
+import os
+
+from micrograd import pure
+
+
+def flag(name: str) -> bool:
+    """An on/off environment variable: unset, empty and '0' are off."""
+    return os.environ.get(name, "0") not in ("", "0")
+
+
+ENGINES: dict = {"python": pure.Value}
+EXTENSION_ERROR: str | None = None  # why the compiled engine is not loaded, if it is not
+
+try:
+    from micrograd import _engine
+except ImportError as exc:
+    if flag("MICROGRAD_REQUIRE_EXTENSION"):
+        raise ImportError(
+            "MICROGRAD_REQUIRE_EXTENSION is set but the compiled engine micrograd._engine "
+            f"could not be imported: {exc}"
+        ) from exc
+    EXTENSION_ERROR = f"{type(exc).__name__}: {exc}"
+else:
+    ENGINES["cython"] = _engine.Value
+
+if flag("MICROGRAD_PUREPYTHON"):
+    if flag("MICROGRAD_REQUIRE_EXTENSION"):
+        raise ImportError("MICROGRAD_PUREPYTHON and MICROGRAD_REQUIRE_EXTENSION are both set")
+    BACKEND = "python"
+else:
+    BACKEND = "cython" if "cython" in ENGINES else "python"
+
+Value = ENGINES[BACKEND]
+
+
+def _restore_value(data: float, grad: float, label: str):
+    """Unpickle a Value as a leaf of the active engine, whichever engine pickled it."""
+    v = Value(data, label=label)
+    v.grad = grad
+    return v
+
+
+__all__ = ["Value", "BACKEND", "ENGINES"]
