@@ -185,7 +185,7 @@ class Value:
         return self * -1
 
     def __radd__(self, other: Number) -> Value:  # other + self
-        return self + other
+        return self.__add__(other)  # not `self + other`: that bounces between unrelated types
 
     def __sub__(self, other: Value | Number) -> Value:  # self - other
         if not isinstance(other, Value) and not _ops.is_number(other):
@@ -198,7 +198,7 @@ class Value:
         return other + (-self)
 
     def __rmul__(self, other: Number) -> Value:  # other * self
-        return self * other
+        return self.__mul__(other)
 
     def __truediv__(self, other: Value | Number) -> Value:  # self / other
         if not isinstance(other, Value) and not _ops.is_number(other):

@@ -103,16 +103,10 @@ cdef class Value:
 
     # -- ops: forward here, backward in _backward_step below -----------------------------------
     def __add__(self, other):
-        cdef Value o = _wrap(other)
-        if o is None:
-            return NotImplemented
-        return _node(self._data + o._data, ADD, self, o, 0.0)
+        return _add(self, other)
 
     def __mul__(self, other):
-        cdef Value o = _wrap(other)
-        if o is None:
-            return NotImplemented
-        return _node(self._data * o._data, MUL, self, o, 0.0)
+        return _mul(self, other)
 
     def __pow__(self, other, modulo=None):
         cdef double k
@@ -174,7 +168,7 @@ cdef class Value:
         return self * -1
 
     def __radd__(self, other):
-        return self + other
+        return _add(self, other)  # not `self + other`: that bounces between unrelated types
 
     def __sub__(self, other):
         if not isinstance(other, Value) and not _ops.is_number(other):
@@ -187,7 +181,7 @@ cdef class Value:
         return other + (-self)
 
     def __rmul__(self, other):
-        return self * other
+        return _mul(self, other)
 
     def __truediv__(self, other):
         if not isinstance(other, Value) and not _ops.is_number(other):
@@ -252,6 +246,20 @@ cdef inline Value _wrap(object other):
     if _ops.is_number(other):
         return _leaf(_ops.to_float(other))
     return None
+
+
+cdef object _add(Value self, object other):
+    cdef Value o = _wrap(other)
+    if o is None:
+        return NotImplemented
+    return _node(self._data + o._data, ADD, self, o, 0.0)
+
+
+cdef object _mul(Value self, object other):
+    cdef Value o = _wrap(other)
+    if o is None:
+        return NotImplemented
+    return _node(self._data * o._data, MUL, self, o, 0.0)
 
 
 cdef double _checked_pow(double x, double k) except? -1.0:
