@@ -150,7 +150,7 @@ cdef class Value:
     # -- backpropagation -----------------------------------------------------------------------
     def _backward(self):
         """Propagate this node's grad to its children (one chain-rule step, as in the lecture)."""
-        _backward_step(self)
+        _backward_step(<PyObject *>self)
 
     def backward(self):
         """Set this node's grad to 1 and accumulate d(self)/d(node) into every node below it."""
@@ -160,7 +160,7 @@ cdef class Value:
             raise MemoryError("Value.backward: out of memory sorting the graph")
         self._grad = 1.0
         for i in range(n - 1, -1, -1):
-            _backward_step(<Value>topo[i])
+            _backward_step(topo[i])
         free(topo)
 
     # -- composite ops: built from the ones above, exactly as Karpathy's (and pure.py's) are ---
@@ -286,41 +286,41 @@ cdef inline double _exponent_slope(double x, double k, double out) noexcept:
     return NAN
 
 
-cdef inline void _backward_step(Value out) noexcept:
-    cdef Value a = <Value>out._a if out._a != NULL else None
-    cdef Value b
-    cdef double g = out._grad, k, s
-    cdef int code = out._code
+cdef inline void _backward_step(PyObject *node) noexcept:
+    # Nodes are reached through casts of borrowed pointers (the graph keeps them alive), which
+    # Cython compiles to plain struct accesses: no reference counting in the hot loop. Hence
+    # also `x._grad = x._grad + d` rather than `x._grad += d`, which would take a reference.
+    cdef PyObject *a = (<Value>node)._a
+    cdef PyObject *b = (<Value>node)._b
+    cdef double g = (<Value>node)._grad, k, s
+    cdef int code = (<Value>node)._code
     if code == LEAF:
         return
     if code == ADD:
-        b = <Value>out._b
-        a._grad += g
-        b._grad += g
+        (<Value>a)._grad = (<Value>a)._grad + g
+        (<Value>b)._grad = (<Value>b)._grad + g
     elif code == MUL:
-        b = <Value>out._b
-        a._grad += b._data * g
-        b._grad += a._data * g
+        (<Value>a)._grad = (<Value>a)._grad + (<Value>b)._data * g
+        (<Value>b)._grad = (<Value>b)._grad + (<Value>a)._data * g
     elif code == POWC:
-        k = out._aux
-        a._grad += (k * pow(a._data, k - 1.0)) * g
+        k = (<Value>node)._aux
+        (<Value>a)._grad = (<Value>a)._grad + (k * pow((<Value>a)._data, k - 1.0)) * g
     elif code == POW:
-        b = <Value>out._b
-        k = b._data
-        a._grad += (k * pow(a._data, k - 1.0)) * g
-        b._grad += _exponent_slope(a._data, k, out._data) * g
+        k = (<Value>b)._data
+        (<Value>a)._grad = (<Value>a)._grad + (k * pow((<Value>a)._data, k - 1.0)) * g
+        (<Value>b)._grad = (<Value>b)._grad + _exponent_slope((<Value>a)._data, k, (<Value>node)._data) * g
     elif code == RELU:
-        a._grad += (out._data > 0) * g
+        (<Value>a)._grad = (<Value>a)._grad + ((<Value>node)._data > 0) * g
     elif code == TANH:
-        s = out._data
-        a._grad += (1.0 - s * s) * g
+        s = (<Value>node)._data
+        (<Value>a)._grad = (<Value>a)._grad + (1.0 - s * s) * g
     elif code == EXP:
-        a._grad += out._data * g
+        (<Value>a)._grad = (<Value>a)._grad + (<Value>node)._data * g
     elif code == LOG:
-        a._grad += g / a._data
+        (<Value>a)._grad = (<Value>a)._grad + g / (<Value>a)._data
     elif code == SIGMOID:
-        s = out._data
-        a._grad += (s * (1.0 - s)) * g
+        s = (<Value>node)._data
+        (<Value>a)._grad = (<Value>a)._grad + (s * (1.0 - s)) * g
 
 
 ctypedef struct Frame:
@@ -338,9 +338,9 @@ cdef PyObject **_topological_order(Value root, Py_ssize_t *count):
     cdef Py_ssize_t depth = 0, stack_cap = 64, n = 0, topo_cap = 64
     cdef Frame *stack = <Frame *>malloc(stack_cap * sizeof(Frame))
     cdef PyObject **topo = <PyObject **>malloc(topo_cap * sizeof(PyObject *))
+    cdef Frame *top
     cdef void *grown
-    cdef Value node, child
-    cdef PyObject *child_ptr
+    cdef PyObject *child
     if stack == NULL or topo == NULL:
         free(stack)
         free(topo)
@@ -350,18 +350,17 @@ cdef PyObject **_topological_order(Value root, Py_ssize_t *count):
     stack[0].next_child = 0
     depth = 1
     while depth > 0:
-        node = <Value>stack[depth - 1].node
-        child_ptr = NULL
-        if stack[depth - 1].next_child == 0:
-            child_ptr = node._a
-        elif stack[depth - 1].next_child == 1:
-            child_ptr = node._b
-        if child_ptr != NULL:
-            stack[depth - 1].next_child += 1
-            child = <Value>child_ptr
-            if child._mark != epoch:
-                child._mark = epoch
-                if child._a != NULL:  # interior node: descend
+        top = &stack[depth - 1]
+        child = NULL
+        if top.next_child == 0:
+            child = (<Value>top.node)._a
+        elif top.next_child == 1:
+            child = (<Value>top.node)._b
+        if child != NULL:
+            top.next_child += 1
+            if (<Value>child)._mark != epoch:
+                (<Value>child)._mark = epoch
+                if (<Value>child)._a != NULL:  # an interior node: descend into it
                     if depth == stack_cap:
                         stack_cap *= 2
                         grown = realloc(stack, stack_cap * sizeof(Frame))
@@ -370,12 +369,12 @@ cdef PyObject **_topological_order(Value root, Py_ssize_t *count):
                             free(topo)
                             return NULL
                         stack = <Frame *>grown
-                    stack[depth].node = child_ptr
+                    stack[depth].node = child
                     stack[depth].next_child = 0
                     depth += 1
-        else:
+        else:  # all children done: the node goes after them
             depth -= 1
-            if node._a != NULL:
+            if (<Value>top.node)._a != NULL:
                 if n == topo_cap:
                     topo_cap *= 2
                     grown = realloc(topo, topo_cap * sizeof(PyObject *))
@@ -384,7 +383,7 @@ cdef PyObject **_topological_order(Value root, Py_ssize_t *count):
                         free(topo)
                         return NULL
                     topo = <PyObject **>grown
-                topo[n] = <PyObject *>node
+                topo[n] = top.node
                 n += 1
     free(stack)
     count[0] = n
