@@ -1,0 +1,371 @@
+"""Capture the graph behind a loss once, then replay it every step without rebuilding it.
+
+    loss = total_loss(model, inputs)          # build the graph once, eagerly
+    tape = Tape(loss, outputs=scores)         # record it: order, ops, children, slots
+    for k in range(100):
+        tape.forward()                        # re-read the leaves' .data, recompute every node
+        model.zero_grad()
+        tape.backward()                       # accumulate into the leaves' .grad
+        for p in model.parameters():
+            p.data -= 0.01 * p.grad
+
+A tape is a flat record of the graph behind ``root``: its nodes in the order eager
+``backward()`` uses (the post-order of a depth-first search visiting children in ``_prev``
+order), each with its op code and the slots of its children, plus one slot of data and one of
+grad per node. The *leaves* (every Value without children: parameters, inputs, and the
+constants ops create for numbers, like the ``1`` in ``1 + x``) stay the user's own Value
+objects: ``forward()`` reads their ``.data`` and ``backward()`` adds into their ``.grad``.
+Replay computes the same formulas in the same order as eager mode, so its results are
+bit-identical to rebuilding the graph and calling ``backward()`` on it.
+
+``Tape(root)`` picks the implementation of root's engine: ``PythonTape`` below loops in
+Python; ``micrograd._tape.CompiledTape`` loops in C over the same arrays, without the GIL.
+
+When a tape stays valid: it replays the graph as it was captured. Everything your Python
+code decided while building it is frozen: branches on ``.data``, loop counts, which points
+are in the batch, and numbers passed as plain floats (they became constant leaves). To feed
+new values, make them leaf Values and set their ``.data``. Capture again when the structure
+should change (a new model, a new batch size, a different branch).
+"""
+from __future__ import annotations
+
+import abc
+import math
+from array import array
+from typing import Any, List, Tuple
+
+from micrograd import _ops, pure
+from micrograd._ops import ADD, EXP, LEAF, LOG, MUL, POW, POWC, RELU, SIGMOID, TANH
+
+# The ops a tape can replay. A test checks that it covers micrograd._ops.OPS, so that a new op
+# cannot be added to the engines without the tape learning it first.
+SUPPORTED_CODES = frozenset((LEAF, ADD, MUL, POWC, POW, RELU, TANH, EXP, LOG, SIGMOID))
+
+# Bytes the tape's own arrays take: data and grad per node, op code and two child indices per
+# interior node, a pointer per leaf, an exponent per distinct constant exponent, an index per
+# output. Both implementations use this layout, so both report the same nbytes.
+DATA_GRAD_BYTES = 16
+INTERIOR_BYTES = 1 + 4 + 4
+LEAF_BYTES = 8
+CONST_BYTES = 8
+OUTPUT_BYTES = 4
+MAX_NODES = 2**31 - 1  # child indices are int32
+
+
+class Tape(abc.ABC):
+    """A recorded graph, replayed forward and backward without rebuilding it.
+
+    ``Tape(root, outputs=())`` captures the graph behind ``root`` (a Value of either engine;
+    the tape uses that engine). ``outputs`` are other Values of that graph (one, or an
+    iterable, e.g. the model's scores) whose ``.data`` replay keeps up to date.
+
+    - ``forward() -> float``: read every leaf's ``.data``, recompute every node; write the new
+      values into ``root.data`` and each output's ``.data``, and return ``root.data``.
+    - ``backward()``: back-propagate from root (its grad set to 1) through the values of the
+      last forward (or of capture, for a fresh tape) and *add* into every leaf's ``.grad``,
+      as eager ``root.backward()`` does on a fresh graph: call ``zero_grad()`` first.
+    - ``leaves``: the leaf Values, ``root``, ``outputs``; ``len(tape)``: nodes recorded;
+      ``nbytes``: memory of the tape's own arrays (at most 25 bytes per node, plus 8 per
+      distinct constant exponent).
+
+    What replay writes: the leaves' ``.grad``, ``root.data`` and ``root.grad`` (set to 1, as
+    eager does), and the outputs' ``.data``. Other interior Values keep the data and grad they
+    had at capture. The tape holds references to root, outputs and leaves: they (and, through
+    root, the eager graph) live as long as the tape.
+
+    Errors: a forward that fails (``log`` of a non-positive number, ``exp`` or ``**``
+    overflow, ``0 ** -1``...) raises the exception eager mode raises for that node, writes
+    nothing into any Value, and ``backward()`` refuses to run until a forward succeeds. When
+    several nodes would fail, the first in the tape's order (children before parents, as
+    eager ``backward()`` orders them) is reported.
+    """
+
+    def __new__(cls, root: Any, *, outputs: Any = ()) -> Any:
+        # The implementations are registered, not inherited, so that Python does not call
+        # __init__ a second time on the instance returned here.
+        return implementation_for(root)(root, outputs=outputs)
+
+
+def implementation_for(root: object) -> type:
+    """The tape class of root's engine (TypeError if root is not a Value)."""
+    if isinstance(root, pure.Value):
+        return PythonTape
+    from micrograd import engine
+
+    compiled = engine.ENGINES.get("cython")
+    if compiled is not None and isinstance(root, compiled):
+        try:
+            from micrograd._tape import CompiledTape
+        except ImportError as exc:
+            raise ImportError(
+                "micrograd._tape (the compiled tape) is not built, but the compiled engine is; "
+                f"rebuild with `python setup.py build_ext --inplace` ({exc})"
+            ) from exc
+        return CompiledTape
+    raise TypeError(f"Tape needs a Value to capture, not {type(root).__name__!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks and messages shared by both implementations (micrograd._tape calls these too).
+
+
+def check_outputs(outputs: Any, value_type: type) -> tuple:
+    """``outputs`` as a tuple of Values of ``value_type``: one Value or an iterable of them."""
+    if isinstance(outputs, value_type):
+        return (outputs,)
+    try:
+        outs = tuple(outputs)
+    except TypeError:
+        raise TypeError(
+            f"Tape outputs must be a Value or an iterable of Values, not {type(outputs).__name__!r}"
+        ) from None
+    for i, v in enumerate(outs):
+        if not isinstance(v, value_type):
+            raise TypeError(
+                f"Tape outputs[{i}] must be a Value of the same engine as the root "
+                f"({value_type.__module__}.Value), not {type(v).__module__}.{type(v).__name__}"
+            )
+    return outs
+
+
+def output_not_in_graph(i: int, v: object) -> ValueError:
+    return ValueError(
+        f"Tape outputs[{i}] ({v!r}) is not part of the graph behind the root: a tape replays "
+        "only the nodes the root depends on"
+    )
+
+
+def unsupported_op(code: int) -> ValueError:
+    return ValueError(f"Tape cannot replay op code {code}: the tape knows codes {sorted(SUPPORTED_CODES)}")
+
+
+def graph_has_cycle() -> ValueError:
+    return ValueError(
+        "Tape: the graph behind the root has a cycle (a Value re-initialised with one of its "
+        "own descendants as a child); it cannot be ordered for replay"
+    )
+
+
+def too_large(n: int) -> OverflowError:
+    return OverflowError(f"Tape cannot record {n} nodes: at most {MAX_NODES} (child indices are int32)")
+
+
+NOT_PICKLABLE = (
+    "a Tape cannot be pickled (it refers to live Values by address): pickle the model's "
+    "parameters and capture a new tape after loading"
+)
+
+
+def not_replayable() -> RuntimeError:
+    return RuntimeError(
+        "Tape.backward: the last forward() failed, so the tape holds no complete forward pass; "
+        "call forward() again once it succeeds"
+    )
+
+
+def tape_nbytes(n_leaves: int, n_interior: int, n_consts: int, n_outputs: int) -> int:
+    return (
+        (n_leaves + n_interior) * DATA_GRAD_BYTES
+        + n_interior * INTERIOR_BYTES
+        + n_leaves * LEAF_BYTES
+        + n_consts * CONST_BYTES
+        + n_outputs * OUTPUT_BYTES
+    )
+
+
+def tape_repr(tape: Any) -> str:
+    return f"<{type(tape).__name__} of {len(tape)} nodes ({len(tape.leaves)} leaves), engine={tape.engine!r}>"
+
+
+# ---------------------------------------------------------------------------------------------
+# The pure-Python tape: the reference for micrograd._tape, with the same layout.
+
+
+class PythonTape:
+    """The tape of the pure engine: the same arrays as the compiled one, replayed in Python.
+
+    Slots 0..L-1 hold the leaves, slots L..N-1 the interior nodes in eager backward's order
+    (the root last). Interior node j (slot L+j) has op ``code[j]`` and children in slots
+    ``a[j]`` and ``b[j]``; for ``powc`` (constant exponent) ``b[j]`` indexes ``consts``.
+    """
+
+    engine = "python"
+
+    def __init__(self, root: pure.Value, *, outputs: Any = ()) -> None:
+        if not isinstance(root, pure.Value):
+            raise TypeError(f"PythonTape needs a pure-engine Value, not {type(root).__name__!r}")
+        outs = check_outputs(outputs, pure.Value)
+        order = pure._topological_order(root)  # the very order eager backward() uses
+        if len(order) > MAX_NODES:
+            raise too_large(len(order))
+        leaves = [v for v in order if not v._prev]
+        slot = {v: i for i, v in enumerate(leaves)}
+        code, a, b = array("B"), array("i"), array("i")
+        consts: List[float] = []
+        const_slot: dict = {}  # exponent bits -> index in consts (one slot per distinct exponent)
+        data = array("d", (v._data for v in leaves))
+        for v in order:
+            if not v._prev:
+                continue
+            if v._code not in SUPPORTED_CODES:
+                raise unsupported_op(v._code)
+            if any(kid not in slot for kid in v._prev):  # post-order: children come first
+                raise graph_has_cycle()
+            slot[v] = len(data)
+            code.append(v._code)
+            a.append(slot[v._prev[0]])
+            if v._code == POWC:
+                key = _float_key(v._aux)
+                if key not in const_slot:
+                    const_slot[key] = len(consts)
+                    consts.append(v._aux)
+                b.append(const_slot[key])
+            else:
+                b.append(slot[v._prev[1]] if len(v._prev) > 1 else 0)
+            data.append(v._data)
+        self._output_slots = array("i")
+        for i, v in enumerate(outs):
+            if v not in slot:
+                raise output_not_in_graph(i, v)
+            self._output_slots.append(slot[v])
+        self._root, self._outputs, self._leaves = root, outs, leaves
+        self._code, self._a, self._b = code, a, b
+        self._consts = array("d", consts)
+        self._data = data  # a fresh tape holds the captured graph's values: backward() works
+        self._grad = array("d", bytes(8 * len(data)))
+        self._complete = True  # False after a failed forward, until one succeeds
+
+    # -- public API ----------------------------------------------------------------------------
+    @property
+    def root(self) -> pure.Value:
+        return self._root
+
+    @property
+    def outputs(self) -> Tuple[pure.Value, ...]:
+        return self._outputs
+
+    @property
+    def leaves(self) -> Tuple[pure.Value, ...]:
+        return tuple(self._leaves)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    @property
+    def nbytes(self) -> int:
+        return tape_nbytes(len(self._leaves), len(self._code), len(self._consts), len(self._outputs))
+
+    def __repr__(self) -> str:
+        return tape_repr(self)
+
+    def __reduce__(self) -> tuple:
+        raise TypeError(NOT_PICKLABLE)
+
+    def forward(self) -> float:
+        data = self._data
+        for i, leaf in enumerate(self._leaves):
+            data[i] = leaf._data
+        self._complete = False
+        self._forward_interior(data)
+        self._complete = True
+        out = data[len(data) - 1]
+        self._root.data = out
+        for v, s in zip(self._outputs, self._output_slots):
+            v.data = data[s]
+        return out
+
+    def backward(self) -> None:
+        if not self._complete:
+            raise not_replayable()
+        leaves, grad = self._leaves, self._grad
+        n_leaves = len(leaves)
+        # Interior grads start at 0, as on a fresh eager graph; leaf grads start at the leaves'
+        # own, and receive the same contributions in the same order as eager backward() adds them.
+        for i in range(n_leaves, len(grad)):
+            grad[i] = 0.0
+        for i, leaf in enumerate(leaves):
+            grad[i] = leaf._grad
+        grad[len(grad) - 1] = 1.0
+        self._backward_interior(grad)
+        for i, leaf in enumerate(leaves):
+            leaf.grad = grad[i]
+        self._root.grad = 1.0
+
+    # -- the replay loops: the formulas of pure.Value, in the same order ---------------------
+    def _forward_interior(self, data: array) -> None:
+        consts = self._consts
+        for i, c, ia, ib in zip(range(len(self._leaves), len(data)), self._code, self._a, self._b):
+            x = data[ia]
+            if c == ADD:
+                r = x + data[ib]
+            elif c == MUL:
+                r = x * data[ib]
+            elif c == POWC:
+                r = pure._checked_pow(x, consts[ib])
+            elif c == POW:
+                r = pure._checked_pow(x, data[ib])
+            elif c == RELU:
+                r = 0.0 if x < 0 else x
+            elif c == TANH:
+                r = math.tanh(x)
+            elif c == EXP:
+                try:
+                    r = math.exp(x)
+                except OverflowError:
+                    raise _ops.exp_error(x) from None
+            elif c == LOG:
+                if x <= 0.0:
+                    raise _ops.log_error(x)
+                r = math.log(x)
+            else:  # SIGMOID
+                if x >= 0.0:
+                    r = 1.0 / (1.0 + math.exp(-x))
+                else:
+                    e = math.exp(x)
+                    r = e / (1.0 + e)
+            data[i] = r
+
+    def _backward_interior(self, grad: array) -> None:
+        data, consts, n_leaves = self._data, self._consts, len(self._leaves)
+        code, a, b = self._code, self._a, self._b
+        for i in range(len(grad) - 1, n_leaves - 1, -1):
+            j = i - n_leaves
+            c, ia, ib, g = code[j], a[j], b[j], grad[i]
+            if c == ADD:
+                grad[ia] += g
+                grad[ib] += g
+            elif c == MUL:
+                grad[ia] += data[ib] * g
+                grad[ib] += data[ia] * g
+            elif c == POWC:
+                k = consts[ib]
+                grad[ia] += (k * pure._c_pow(data[ia], k - 1.0)) * g
+            elif c == POW:
+                x, k = data[ia], data[ib]
+                grad[ia] += (k * pure._c_pow(x, k - 1.0)) * g
+                grad[ib] += pure._exponent_slope(x, k, data[i]) * g
+            elif c == RELU:
+                grad[ia] += (data[i] > 0) * g
+            elif c == TANH:
+                t = data[i]
+                grad[ia] += (1.0 - t * t) * g
+            elif c == EXP:
+                grad[ia] += data[i] * g
+            elif c == LOG:
+                grad[ia] += pure._c_div(g, data[ia])
+            else:  # SIGMOID
+                s = data[i]
+                grad[ia] += (s * (1.0 - s)) * g
+
+    def _structure(self) -> tuple:
+        """(codes, a, b, consts, output slots, leaf count) as lists: for tests comparing engines."""
+        return (list(self._code), list(self._a), list(self._b), list(self._consts),
+                list(self._output_slots), len(self._leaves))
+
+
+Tape.register(PythonTape)
+
+
+def _float_key(x: float) -> bytes:
+    """A dict key telling apart every float bit pattern (0.0 from -0.0; nan equal to itself)."""
+    return array("d", (x,)).tobytes()

@@ -1,0 +1,505 @@
+# cython: language_level=3
+"""The compiled tape: ``micrograd.tape.PythonTape``'s arrays and loops, in C, without the GIL.
+
+Layout (structure of arrays, as PythonTape's): slots 0..L-1 hold the leaves, slots L..N-1 the
+interior nodes in eager backward's order, the root last. ``data``/``grad`` have a double per
+slot; interior node j (slot L+j) has an op code ``code[j]`` (uint8) and child slots ``a[j]``,
+``b[j]`` (int32; for powc ``b[j]`` indexes ``consts``, the distinct constant exponents);
+``leaves`` holds an owned reference per leaf. That is 25 bytes per interior node and 24 per
+leaf. The formulas are ``_engine.pyx``'s (forward in the Value ops, backward in
+``_backward_step``), written the same way so that replay and eager mode give the same bits.
+
+Capture walks the graph with an explicit stack (any depth) and a pointer hash table for the
+visited set, leaving the engine's own visit marks alone.
+"""
+cimport cython
+from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
+from libc.math cimport NAN, exp, floor, isfinite, isinf, log, pow, tanh
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memcpy, memset
+from micrograd._engine cimport (Value, LEAF, ADD, MUL, POWC, POW, RELU, TANH, EXP, LOG,
+                                SIGMOID)
+
+from micrograd import _ops
+from micrograd import tape as _api
+
+SUPPORTED_CODES = frozenset((LEAF, ADD, MUL, POWC, POW, RELU, TANH, EXP, LOG, SIGMOID))
+
+cdef enum:
+    NO_ERROR = -1
+
+
+# ---------------------------------------------------------------------------------------------
+# A set of visited nodes during capture: open addressing on the node's address, mapping it to
+# its position (leaves as -1 - k, interior nodes as m >= 0, IN_PROGRESS while on the DFS stack).
+
+cdef int64_t IN_PROGRESS = -(2**62)
+
+ctypedef struct Entry:
+    PyObject *key
+    int64_t value
+
+ctypedef struct Visited:
+    Entry *table
+    size_t cap      # a power of two
+    size_t count
+
+
+cdef inline size_t _slot_of(PyObject *key, size_t cap) noexcept:
+    cdef uint64_t h = <uint64_t>key
+    h = (h >> 4) * <uint64_t>0x9E3779B97F4A7C15ULL
+    return <size_t>(h >> 20) & (cap - 1)
+
+
+cdef Entry *_find(Visited *v, PyObject *key) noexcept:
+    """The entry of key, or the empty entry where it would go."""
+    cdef size_t i = _slot_of(key, v.cap)
+    while v.table[i].key != NULL and v.table[i].key != key:
+        i = (i + 1) & (v.cap - 1)
+    return &v.table[i]
+
+
+cdef int _insert(Visited *v, PyObject *key, int64_t value) except -1:
+    cdef Entry *old
+    cdef size_t old_cap, i
+    cdef Entry *e
+    if 2 * (v.count + 1) > v.cap:  # keep the load under 1/2
+        old, old_cap = v.table, v.cap
+        v.table = <Entry *>calloc(2 * old_cap, sizeof(Entry))
+        if v.table == NULL:
+            v.table = old
+            raise MemoryError("Tape: out of memory capturing the graph")
+        v.cap = 2 * old_cap
+        for i in range(old_cap):
+            if old[i].key != NULL:
+                _find(v, old[i].key)[0] = old[i]
+        free(old)
+    e = _find(v, key)
+    if e.key == NULL:
+        v.count += 1
+    e.key = key
+    e.value = value
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Growing arrays during capture
+
+cdef int _resize(void **array, Py_ssize_t n, size_t item) except -1:
+    """Reallocate array[0] to n items (at least one), keeping its contents."""
+    cdef void *grown = realloc(array[0], max(n, 1) * item)
+    if grown == NULL:
+        raise MemoryError("Tape: out of memory capturing the graph")
+    array[0] = grown
+    return 0
+
+
+cdef inline int32_t _resolve(int32_t position, Py_ssize_t n_leaves) noexcept:
+    """The slot of a node numbered during capture: leaf k was -1-k, interior node m was m."""
+    return <int32_t>(-1 - position) if position < 0 else <int32_t>(n_leaves + position)
+
+
+ctypedef struct Frame:
+    PyObject *node
+    int next_child
+
+
+@cython.final
+cdef class CompiledTape:
+    """The tape of the compiled engine (see micrograd.tape.Tape for the API)."""
+
+    cdef Py_ssize_t n_leaves, n_interior, n_consts, n_outputs
+    cdef double *data           # n_leaves + n_interior slots
+    cdef double *grad
+    cdef uint8_t *code          # n_interior
+    cdef int32_t *a
+    cdef int32_t *b
+    cdef double *consts         # n_consts distinct constant exponents
+    cdef PyObject **leaf_refs   # n_leaves owned references
+    cdef int32_t *output_slots  # n_outputs
+    cdef Value _root
+    cdef tuple _outputs
+    cdef bint complete          # data holds a whole forward pass (False after a failed one)
+    cdef bint busy              # a replay is running (the GIL is released during it)
+
+    def __init__(self, Value root not None, *, outputs=()):
+        if self._root is not None:
+            raise TypeError("CompiledTape.__init__ cannot be called twice")
+        self._outputs = _api.check_outputs(outputs, Value)
+        self._root = root
+        self.n_outputs = len(self._outputs)
+        self._capture(root)
+        self.complete = True  # a fresh tape holds the captured graph's values
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        if self.leaf_refs != NULL:
+            for i in range(self.n_leaves):
+                Py_DECREF(<object>self.leaf_refs[i])
+        free(self.leaf_refs)
+        free(self.data)
+        free(self.grad)
+        free(self.code)
+        free(self.a)
+        free(self.b)
+        free(self.consts)
+        free(self.output_slots)
+
+    # -- capture -------------------------------------------------------------------------------
+    cdef int _capture(self, Value root) except -1:
+        """Record the graph behind root: a depth-first search visiting children in _prev order
+        that emits each node after its children (the order of pure._topological_order). Leaves
+        and interior nodes are numbered apart; child slots are resolved at the end, once the
+        number of leaves (the offset of the interior slots) is known."""
+        cdef Visited seen
+        cdef Frame *stack = NULL
+        cdef double *leaf_data = NULL
+        cdef double *interior_data = NULL
+        cdef Py_ssize_t stack_cap = 0, depth = 0, leaf_cap = 0, interior_cap = 0
+        cdef Value node, kid
+        cdef PyObject *child
+        cdef Entry *e
+        cdef dict const_index = {}  # bits of an exponent -> its index in consts
+        seen.cap = 1024
+        seen.count = 0
+        seen.table = <Entry *>calloc(seen.cap, sizeof(Entry))
+        if seen.table == NULL:
+            raise MemoryError("Tape: out of memory capturing the graph")
+        try:
+            if root._a == NULL:  # the root is a leaf: a tape of one node
+                child = <PyObject *>root
+            else:
+                _insert(&seen, <PyObject *>root, IN_PROGRESS)
+                stack_cap = 64
+                _resize(<void **>&stack, stack_cap, sizeof(Frame))
+                stack[0].node = <PyObject *>root
+                stack[0].next_child = 0
+                depth = 1
+                child = NULL
+            while depth > 0 or child != NULL:
+                if child != NULL:  # a child not seen yet (or a leaf root)
+                    kid = <Value>child
+                    child = NULL
+                    if kid._a == NULL:  # a leaf: emitted on the spot
+                        if self.n_leaves == leaf_cap:
+                            leaf_cap = max(64, 2 * leaf_cap)
+                            _resize(<void **>&leaf_data, leaf_cap, sizeof(double))
+                            _resize(<void **>&self.leaf_refs, leaf_cap, sizeof(PyObject *))
+                        self._check_size()
+                        _insert(&seen, <PyObject *>kid, -1 - self.n_leaves)
+                        Py_INCREF(kid)
+                        self.leaf_refs[self.n_leaves] = <PyObject *>kid
+                        leaf_data[self.n_leaves] = kid._data
+                        self.n_leaves += 1
+                    else:  # an interior node: descend
+                        _insert(&seen, <PyObject *>kid, IN_PROGRESS)
+                        if depth == stack_cap:
+                            stack_cap *= 2
+                            _resize(<void **>&stack, stack_cap, sizeof(Frame))
+                        stack[depth].node = <PyObject *>kid
+                        stack[depth].next_child = 0
+                        depth += 1
+                    continue
+                node = <Value>stack[depth - 1].node
+                if stack[depth - 1].next_child < 2:
+                    child = node._a if stack[depth - 1].next_child == 0 else node._b
+                    stack[depth - 1].next_child += 1
+                    if child != NULL:
+                        e = _find(&seen, child)
+                        if e.key != NULL:  # seen: emitted already, or an ancestor (a cycle)
+                            if e.value == IN_PROGRESS:
+                                raise _api.graph_has_cycle()
+                            child = NULL
+                    continue
+                # all children emitted: emit the node
+                depth -= 1
+                if node._code <= LEAF or node._code > SIGMOID:
+                    raise _api.unsupported_op(node._code)
+                if self.n_interior == interior_cap:
+                    interior_cap = max(64, 2 * interior_cap)
+                    _resize(<void **>&interior_data, interior_cap, sizeof(double))
+                    _resize(<void **>&self.code, interior_cap, sizeof(uint8_t))
+                    _resize(<void **>&self.a, interior_cap, sizeof(int32_t))
+                    _resize(<void **>&self.b, interior_cap, sizeof(int32_t))
+                self._check_size()
+                _insert(&seen, <PyObject *>node, self.n_interior)
+                interior_data[self.n_interior] = node._data
+                self.code[self.n_interior] = <uint8_t>node._code
+                self.a[self.n_interior] = <int32_t>_find(&seen, node._a).value
+                if node._code == POWC:
+                    self.b[self.n_interior] = self._const_index(node._aux, const_index)
+                elif node._b != NULL:
+                    self.b[self.n_interior] = <int32_t>_find(&seen, node._b).value
+                else:
+                    self.b[self.n_interior] = 0
+                self.n_interior += 1
+            self._resolve_children()
+            self._find_outputs(&seen)
+            self._make_slots(leaf_data, interior_data)
+        finally:
+            free(seen.table)
+            free(stack)
+            free(leaf_data)
+            free(interior_data)
+        return 0
+
+    cdef int _check_size(self) except -1:
+        if self.n_leaves + self.n_interior >= _api.MAX_NODES:
+            raise _api.too_large(self.n_leaves + self.n_interior + 1)
+        return 0
+
+    cdef int32_t _const_index(self, double k, dict index) except -1:
+        """The index of exponent k in consts, added if new (one entry per distinct bit pattern)."""
+        cdef uint64_t bits
+        memcpy(&bits, &k, sizeof(double))
+        found = index.get(bits)
+        if found is not None:
+            return <int32_t>found
+        if self.n_consts % 16 == 0:
+            _resize(<void **>&self.consts, self.n_consts + 16, sizeof(double))
+        self.consts[self.n_consts] = k
+        index[bits] = self.n_consts
+        self.n_consts += 1
+        return <int32_t>(self.n_consts - 1)
+
+    cdef void _resolve_children(self) noexcept:
+        cdef Py_ssize_t j
+        cdef uint8_t c
+        for j in range(self.n_interior):
+            c = self.code[j]
+            self.a[j] = _resolve(self.a[j], self.n_leaves)
+            if c == ADD or c == MUL or c == POW:
+                self.b[j] = _resolve(self.b[j], self.n_leaves)
+
+    cdef int _find_outputs(self, Visited *seen) except -1:
+        cdef Py_ssize_t i
+        cdef Entry *e
+        _resize(<void **>&self.output_slots, self.n_outputs, sizeof(int32_t))
+        for i in range(self.n_outputs):
+            e = _find(seen, <PyObject *>self._outputs[i])
+            if e.key == NULL:
+                raise _api.output_not_in_graph(i, self._outputs[i])
+            self.output_slots[i] = _resolve(<int32_t>e.value, self.n_leaves)
+        return 0
+
+    cdef int _make_slots(self, double *leaf_data, double *interior_data) except -1:
+        """data = the captured values (leaves, then interior nodes); grad = zeros."""
+        cdef Py_ssize_t n = self.n_leaves + self.n_interior
+        self.data = <double *>malloc(n * sizeof(double))
+        self.grad = <double *>calloc(n, sizeof(double))
+        if self.data == NULL or self.grad == NULL:
+            raise MemoryError("Tape: out of memory capturing the graph")
+        memcpy(self.data, leaf_data, self.n_leaves * sizeof(double))
+        if self.n_interior:
+            memcpy(self.data + self.n_leaves, interior_data, self.n_interior * sizeof(double))
+        # trim the interior arrays to their size
+        _resize(<void **>&self.code, self.n_interior, sizeof(uint8_t))
+        _resize(<void **>&self.a, self.n_interior, sizeof(int32_t))
+        _resize(<void **>&self.b, self.n_interior, sizeof(int32_t))
+        _resize(<void **>&self.leaf_refs, self.n_leaves, sizeof(PyObject *))
+        return 0
+
+    # -- public API ----------------------------------------------------------------------------
+    @property
+    def engine(self):
+        return "cython"
+
+    @property
+    def root(self):
+        return self._root
+
+    @property
+    def outputs(self):
+        return self._outputs
+
+    @property
+    def leaves(self):
+        return tuple([<object>self.leaf_refs[i] for i in range(self.n_leaves)])
+
+    def __len__(self):
+        return self.n_leaves + self.n_interior
+
+    @property
+    def nbytes(self):
+        return _api.tape_nbytes(self.n_leaves, self.n_interior, self.n_consts, self.n_outputs)
+
+    def __repr__(self):
+        return _api.tape_repr(self)
+
+    def __reduce__(self):
+        raise TypeError(_api.NOT_PICKLABLE)
+
+    def forward(self):
+        """Recompute every node from the leaves' current .data; return the root's value."""
+        cdef Py_ssize_t i, failed
+        cdef Py_ssize_t last = self.n_leaves + self.n_interior - 1
+        self._enter("forward")
+        try:
+            for i in range(self.n_leaves):
+                self.data[i] = (<Value>self.leaf_refs[i])._data
+            self.complete = False
+            with nogil:
+                failed = self._run_forward()
+            if failed != NO_ERROR:
+                self._raise_forward_error(failed)
+            self.complete = True
+            self._root._data = self.data[last]
+            for i in range(self.n_outputs):
+                (<Value>self._outputs[i])._data = self.data[self.output_slots[i]]
+            return self.data[last]
+        finally:
+            self.busy = False
+
+    def backward(self):
+        """Accumulate d(root)/d(leaf) into every leaf's .grad (root's grad set to 1)."""
+        cdef Py_ssize_t i
+        if not self.complete:
+            raise _api.not_replayable()
+        self._enter("backward")
+        try:
+            for i in range(self.n_leaves):
+                self.grad[i] = (<Value>self.leaf_refs[i])._grad
+            with nogil:
+                self._run_backward()
+            for i in range(self.n_leaves):
+                (<Value>self.leaf_refs[i])._grad = self.grad[i]
+            self._root._grad = 1.0
+        finally:
+            self.busy = False
+
+    cdef int _enter(self, str what) except -1:
+        if self.busy:
+            raise RuntimeError(f"Tape.{what}: this tape is being replayed in another thread; "
+                               "a tape replays one pass at a time")
+        self.busy = True
+        return 0
+
+    def _structure(self):
+        """(codes, a, b, consts, output slots, leaf count) as lists: for tests comparing engines."""
+        cdef Py_ssize_t j
+        return ([self.code[j] for j in range(self.n_interior)],
+                [self.a[j] for j in range(self.n_interior)],
+                [self.b[j] for j in range(self.n_interior)],
+                [self.consts[j] for j in range(self.n_consts)],
+                [self.output_slots[j] for j in range(self.n_outputs)],
+                self.n_leaves)
+
+    # -- the replay loops: the formulas of _engine.pyx, in the same order ---------------------
+    cdef Py_ssize_t _run_forward(self) noexcept nogil:
+        """Recompute the interior slots; NO_ERROR, or the slot of the first op that failed
+        (the slots before it are then updated, the rest not)."""
+        cdef double *data = self.data
+        cdef const uint8_t *code = self.code
+        cdef const int32_t *a = self.a
+        cdef const int32_t *b = self.b
+        cdef const double *consts = self.consts
+        cdef Py_ssize_t n_leaves = self.n_leaves, j
+        cdef double x, k, r, e
+        cdef uint8_t c
+        for j in range(self.n_interior):
+            c = code[j]
+            x = data[a[j]]
+            if c == ADD:
+                r = x + data[b[j]]
+            elif c == MUL:
+                r = x * data[b[j]]
+            elif c == POWC or c == POW:
+                k = consts[b[j]] if c == POWC else data[b[j]]
+                if (x == 0.0 and k < 0.0) or (x < 0.0 and isfinite(x) and isfinite(k) and k != floor(k)):
+                    return n_leaves + j
+                r = pow(x, k)
+                if isinf(r) and isfinite(x) and isfinite(k):
+                    return n_leaves + j
+            elif c == RELU:
+                r = 0.0 if x < 0 else x
+            elif c == TANH:
+                r = tanh(x)
+            elif c == EXP:
+                r = exp(x)
+                if isinf(r) and isfinite(x):
+                    return n_leaves + j
+            elif c == LOG:
+                if x <= 0.0:
+                    return n_leaves + j
+                r = log(x)
+            else:  # SIGMOID
+                if x >= 0.0:
+                    r = 1.0 / (1.0 + exp(-x))
+                else:  # exp(-x) could overflow here; this form cannot
+                    e = exp(x)
+                    r = e / (1.0 + e)
+            data[n_leaves + j] = r
+        return NO_ERROR
+
+    cdef int _raise_forward_error(self, Py_ssize_t slot) except -1:
+        """Raise what eager mode raises for the op in this slot (its inputs are still there)."""
+        cdef Py_ssize_t j = slot - self.n_leaves
+        cdef uint8_t c = self.code[j]
+        cdef double x = self.data[self.a[j]]
+        if c == POWC:
+            raise _ops.pow_error(x, self.consts[self.b[j]])
+        if c == POW:
+            raise _ops.pow_error(x, self.data[self.b[j]])
+        if c == EXP:
+            raise _ops.exp_error(x)
+        raise _ops.log_error(x)
+
+    cdef void _run_backward(self) noexcept nogil:
+        """Interior grads from 0, root's 1, leaves' as copied in; then the chain rule of every
+        node, root first, each adding into its children in the order of _backward_step."""
+        cdef const double *data = self.data
+        cdef double *grad = self.grad
+        cdef const uint8_t *code = self.code
+        cdef const int32_t *a = self.a
+        cdef const int32_t *b = self.b
+        cdef const double *consts = self.consts
+        cdef Py_ssize_t n_leaves = self.n_leaves, j, i
+        cdef double g, k, s
+        cdef int32_t ia, ib
+        cdef uint8_t c
+        memset(grad + n_leaves, 0, self.n_interior * sizeof(double))
+        grad[n_leaves + self.n_interior - 1] = 1.0
+        for j in range(self.n_interior - 1, -1, -1):
+            i = n_leaves + j
+            c = code[j]
+            g = grad[i]
+            ia = a[j]
+            ib = b[j]
+            if c == ADD:
+                grad[ia] += g
+                grad[ib] += g
+            elif c == MUL:
+                grad[ia] += data[ib] * g
+                grad[ib] += data[ia] * g
+            elif c == POWC:
+                k = consts[ib]
+                grad[ia] += (k * pow(data[ia], k - 1.0)) * g
+            elif c == POW:
+                k = data[ib]
+                grad[ia] += (k * pow(data[ia], k - 1.0)) * g
+                grad[ib] += _exponent_slope(data[ia], k, data[i]) * g
+            elif c == RELU:
+                grad[ia] += (data[i] > 0) * g
+            elif c == TANH:
+                s = data[i]
+                grad[ia] += (1.0 - s * s) * g
+            elif c == EXP:
+                grad[ia] += data[i] * g
+            elif c == LOG:
+                grad[ia] += g / data[ia]
+            else:  # SIGMOID
+                s = data[i]
+                grad[ia] += (s * (1.0 - s)) * g
+
+
+cdef inline double _exponent_slope(double x, double k, double out) noexcept nogil:
+    """d(x ** k)/dk = x**k * log(x); 0 where x == 0 and k >= 0, nan for x < 0 (as _engine's)."""
+    if x > 0.0:
+        return out * log(x)
+    if x == 0.0 and k >= 0.0:
+        return 0.0
+    return NAN
+
+
+_api.Tape.register(CompiledTape)
