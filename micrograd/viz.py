@@ -15,6 +15,7 @@ Command line (writes the lecture's tanh neuron after ``o.backward()``):
     python -m micrograd.viz --example neuron -o docs/images/neuron.svg   # needs graphviz
     python -m micrograd.viz --example neuron -o neuron.dot               # DOT text, no dependency
     python -m micrograd.viz --example neuron --tree                      # text tree
+    python -m micrograd.viz --example mlp --max-nodes 40 -o mlp.svg      # a bigger graph, capped
 """
 from __future__ import annotations
 
@@ -286,7 +287,34 @@ def neuron_example(value_type: Any = None) -> Value:
     return o
 
 
-EXAMPLES = {"neuron": neuron_example}
+def mlp_example(value_type: Any = None) -> Value:
+    """The lecture's squared-error loss of a 3-4-4-1 tanh MLP on its four examples, after
+    ``loss.backward()``: a graph of a few hundred Values, to show ``max_nodes`` at work.
+    Built here (weights from ``random.Random(1337)``) so that it does not change with nn."""
+    import random
+
+    if value_type is None:
+        from micrograd.engine import Value as value_type
+    rng = random.Random(1337)
+    sizes = [3, 4, 4, 1]
+    layers = [
+        [([value_type(rng.uniform(-1, 1)) for _ in range(nin)], value_type(0.0)) for _ in range(nout)]
+        for nin, nout in zip(sizes, sizes[1:])
+    ]
+    xs = [[2.0, 3.0, -1.0], [3.0, -1.0, 0.5], [0.5, 1.0, 1.0], [1.0, 1.0, -1.0]]
+    ys = [1.0, -1.0, -1.0, 1.0]
+    loss = value_type(0.0)
+    for x, y in zip(xs, ys):
+        act = x
+        for layer in layers:
+            act = [sum((wi * xi for wi, xi in zip(w, act)), b).tanh() for w, b in layer]
+        loss = loss + (act[0] - y) ** 2
+    loss.label = "loss"
+    loss.backward()
+    return loss
+
+
+EXAMPLES = {"neuron": neuron_example, "mlp": mlp_example}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -213,3 +213,9 @@ def test_bad_arguments(engine):
 def test_a_lone_leaf_has_slope_one(engine):
     result = gradcheck(engine(3.0, label="x"))
     assert [(c.analytic, c.numeric) for c in result.checks] == [(1.0, 1.0)]
+
+
+def test_every_leaf_of_a_small_network_passes(engine):
+    result = gradcheck(viz.mlp_example(engine))  # 41 weights and biases, 48 inputs, 5 constants
+    assert len(result.checks) == 94
+    assert result.ok, str(result)

@@ -289,3 +289,21 @@ def test_cli_without_graphviz_explains(engine, tmp_path, monkeypatch, capsys):
     assert viz.main(["--engine", engine_name(engine), "-o", str(tmp_path / "g.svg")]) == 1
     assert "pip install graphviz" in capsys.readouterr().err
     assert not (tmp_path / "g.svg").exists()
+
+
+def test_mlp_example_has_the_size_counted_by_hand(engine):
+    """3-4-4-1 tanh MLP, squared error on 4 examples. Per example: a neuron with n inputs makes
+    n '*' (each input float becomes a leaf in layer 1), n '+' onto its bias, 1 tanh: layers of
+    4*(3+3+1) + 4*(4+4+1) + (4+4+1) = 73 ops; then act - y (a '+' and a leaf -y), **2, and the
+    running '+' of the loss: 76 ops. Leaves: 41 parameters, 4*12 inputs, 4 -y's and loss's 0."""
+    from micrograd.graph import graph_stats
+
+    loss = viz.mlp_example(engine)
+    stats = graph_stats(loss)
+    assert stats.ops == {"+": 4 * 34, "*": 4 * 32, "tanh": 4 * 9, "**2": 4}
+    assert stats.leaves == 41 + 48 + 4 + 1
+    assert stats.nodes == 304 + 94
+    # loss_4 -> loss_1 (3), **2, -y's '+', tanh of layer 3 (1 each), 6 per 4-input layer, 5 for layer 1
+    assert stats.depth == 3 + 1 + 1 + 1 + 6 + 6 + 5
+    nodes, _ = parse_dot(to_dot(loss, max_nodes=40))
+    assert nodes["omitted"]["label"].startswith("358 more Values not drawn")
