@@ -19,7 +19,7 @@ from typing import Any, Iterator, TextIO
 
 from micrograd._ops import ADD, EXP, LOG, MUL, POW, POWC, RELU, SIGMOID, TANH, format_exponent
 from micrograd.graph import index_of, node_name, op_code, topological_order
-from micrograd.pure import _c_div, _c_pow, _exponent_slope
+from micrograd.pure import _c_div, _c_pow, _exponent_slope  # C's pow/division, as both engines use
 
 Value = Any  # a Value of either engine
 

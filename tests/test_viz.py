@@ -307,3 +307,12 @@ def test_mlp_example_has_the_size_counted_by_hand(engine):
     assert stats.depth == 3 + 1 + 1 + 1 + 6 + 6 + 5
     nodes, _ = parse_dot(to_dot(loss, max_nodes=40))
     assert nodes["omitted"]["label"].startswith("358 more Values not drawn")
+
+
+def test_cli_without_the_dot_program_explains(engine, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("graphviz", reason="the optional graphviz package is not installed")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `dot` to be found
+    assert viz.main(["--engine", engine_name(engine), "-o", str(tmp_path / "g.svg")]) == 1
+    err = capsys.readouterr().err
+    assert "failed to execute" in err and "apt-get install graphviz" in err
+    assert not (tmp_path / "g.svg").exists()
