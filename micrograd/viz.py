@@ -35,6 +35,10 @@ GRAPHVIZ_MISSING = (
     "(apt-get install graphviz, brew install graphviz, or https://graphviz.org/download/). "
     "Without them, micrograd.viz.to_dot(root) gives the DOT text and print_tree(root) a text view."
 )
+DOT_MISSING = (
+    "Graphviz's 'dot' program is not on PATH: install it (apt-get install graphviz, brew install "
+    "graphviz, or https://graphviz.org/download/), or write the DOT text with -o FILE.dot"
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             image = dot.pipe()
         except graphviz.ExecutableNotFound as exc:  # the package is there, the `dot` program is not
-            print(f"{exc}\n{GRAPHVIZ_MISSING}", file=sys.stderr)
+            print(f"{exc}\n{DOT_MISSING}", file=sys.stderr)
             return 1
         with open(args.output, "wb") as f:
             f.write(image)

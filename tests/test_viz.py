@@ -314,5 +314,5 @@ def test_cli_without_the_dot_program_explains(engine, tmp_path, monkeypatch, cap
     monkeypatch.setenv("PATH", str(tmp_path))  # no `dot` to be found
     assert viz.main(["--engine", engine_name(engine), "-o", str(tmp_path / "g.svg")]) == 1
     err = capsys.readouterr().err
-    assert "failed to execute" in err and "apt-get install graphviz" in err
+    assert "'dot' program is not on PATH" in err and "apt-get install graphviz" in err
     assert not (tmp_path / "g.svg").exists()
