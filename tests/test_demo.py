@@ -1,0 +1,232 @@
+"""The demo: its training loop is Karpathy's, step for step, on both engines; the command runs,
+reports, draws, and fails clearly on bad options."""
+import io
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from micrograd import demo
+from micrograd.datasets import make_moons
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def karpathy_training(nn, engine, X, y, steps):
+    """The training cell of karpathy/micrograd demo.ipynb, transcribed (with `steps` for 100)."""
+    random.seed(1337)
+    model = nn.MLP(2, [16, 16, 1])
+
+    def loss():
+        inputs = [list(map(engine, xrow)) for xrow in X]
+        scores = list(map(model, inputs))
+        losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores)]
+        data_loss = sum(losses) * (1.0 / len(losses))
+        alpha = 1e-4
+        reg_loss = alpha * sum((p * p for p in model.parameters()))
+        total_loss = data_loss + reg_loss
+        accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(y, scores)]
+        return total_loss, sum(accuracy) / len(accuracy)
+
+    history = []
+    for k in range(steps):
+        total_loss, acc = loss()
+        model.zero_grad()
+        total_loss.backward()
+        learning_rate = 1.0 - 0.9 * k / 100
+        for p in model.parameters():
+            p.data -= learning_rate * p.grad
+        history.append((k, total_loss.data, acc))
+    return model, history
+
+
+def demo_training(nn, X, y, steps, trainer=demo.train, **kwargs):
+    random.seed(1337)
+    model = nn.MLP(2, [16, 16, 1])
+    history = []
+    trainer(model, X, y, steps=steps, on_step=lambda *row: history.append(row), **kwargs)
+    return model, history
+
+
+def test_train_is_karpathys_loop_bit_for_bit(nn, engine):
+    X, y = make_moons(n_samples=12)
+    theirs, their_history = karpathy_training(nn, engine, X, y, steps=4)
+    # his schedule is 1.0 - 0.9*k/100 for 100 steps; ours is lr*(1.0 - 0.9*k/steps)
+    ours, our_history = demo_training(nn, X, y, steps=100, trainer=_first_steps(4))
+    assert our_history == their_history
+    assert [p.data for p in ours.parameters()] == [p.data for p in theirs.parameters()]
+
+
+def _first_steps(n):
+    """demo.train for a 100-step schedule, stopped after n steps."""
+
+    class Stop(Exception):
+        pass
+
+    def trainer(model, X, y, steps, on_step, **kwargs):
+        def count(k, loss, acc):
+            on_step(k, loss, acc)
+            if k + 1 == n:
+                raise Stop
+
+        try:
+            demo.train(model, X, y, steps=steps, on_step=count, **kwargs)
+        except Stop:
+            pass
+
+    return trainer
+
+
+def test_taped_training_gives_the_same_numbers(nn):
+    pytest.importorskip("micrograd.tape", reason="micrograd.Tape not available in this build")
+    X, y = make_moons(n_samples=12)
+    for batch_size in (None, 5):
+        eager, eager_history = demo_training(nn, X, y, steps=5, batch_size=batch_size)
+        taped, taped_history = demo_training(nn, X, y, steps=5, trainer=demo.train_with_tape, batch_size=batch_size)
+        assert taped_history == eager_history
+        assert [p.data for p in taped.parameters()] == [p.data for p in eager.parameters()]
+
+
+def test_minibatches_follow_the_seed(nn):
+    X, y = make_moons(n_samples=12)
+    _, a = demo_training(nn, X, y, steps=3, batch_size=4, seed=1)
+    _, b = demo_training(nn, X, y, steps=3, batch_size=4, seed=1)
+    _, c = demo_training(nn, X, y, steps=3, batch_size=4, seed=2)
+    _, full = demo_training(nn, X, y, steps=3)
+    assert a == b and a != c and a != full
+
+
+@pytest.mark.cython
+def test_the_default_demo_reaches_full_accuracy(both_engines, capsys):
+    # Karpathy's run reaches 100%. The pure engine computes the same numbers bit for bit (see
+    # above and tests/test_parity.py), so this runs on the compiled one only, to stay quick.
+    assert demo.main(["--engine", "cython", "--no-estimate", "--no-plot", "--quiet"]) == 0
+    assert "final accuracy: 100.0% (loss " in capsys.readouterr().out
+
+
+# -- progress ----------------------------------------------------------------------------------
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_on_a_terminal_redraws_one_line():
+    stream = FakeTerminal()
+    progress = demo.Progress(3, stream=stream)
+    progress.last_draw = float("-inf")
+    for k in range(3):
+        progress(k, 0.5, 0.75)
+        progress.last_draw = float("-inf")  # no throttling in the test
+    text = stream.getvalue()
+    assert text.count("\r") == 3 and text.endswith("\n") and text.count("\n") == 1
+    assert "step 3/3 |########################| loss 0.5000  accuracy 75.0%" in text
+
+
+def test_progress_in_a_log_prints_about_ten_lines():
+    stream = io.StringIO()
+    progress = demo.Progress(100, stream=stream)
+    for k in range(100):
+        progress(k, 0.25, 1.0)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 10 and "\r" not in stream.getvalue()
+    assert lines[-1].startswith("step 100/100: loss 0.2500  accuracy 100.0%")
+
+
+def test_quiet_progress_prints_nothing():
+    stream = io.StringIO()
+    demo.Progress(5, stream=stream, enabled=False)(4, 0.1, 1.0)
+    assert stream.getvalue() == ""
+
+
+# -- the command -------------------------------------------------------------------------------
+def run_demo(*args, pure=False):
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("MICROGRAD_PUREPYTHON", None)
+    if pure:
+        env["MICROGRAD_PUREPYTHON"] = "1"
+        env.pop("MICROGRAD_REQUIRE_EXTENSION", None)
+    return subprocess.run(
+        [sys.executable, "-m", "micrograd", "demo", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_demo_command_runs_and_reports(tmp_path):
+    done = run_demo("--steps", "3", "--samples", "20", "--no-estimate", "--no-plot")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "moons (20 points, noise 0.1), MLP(2, [16, 16, 1]) with 337 parameters, 3 steps of SGD" in out
+    assert "final accuracy: " in out and "% (loss " in out
+    assert " engine: 3 steps in " in out and "would take" not in out
+    assert "step 3/3: loss" in done.stderr  # not a terminal: plain progress lines
+
+
+@pytest.mark.cython
+def test_demo_estimates_the_pure_engine(both_engines):
+    done = run_demo("--steps", "4", "--samples", "10", "--hidden", "4", "--no-plot", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "compiled engine: 4 steps in " in done.stdout
+    assert "pure engine would take ~" in done.stdout and "(estimated from 3 steps)" in done.stdout
+    assert done.stderr == ""  # --quiet: no progress
+
+
+def test_demo_on_the_pure_engine_says_so():
+    done = run_demo("--steps", "2", "--samples", "10", "--hidden", "4", "--no-plot", pure=True)
+    assert done.returncode == 0, done.stderr
+    assert "running on the pure engine" in done.stdout
+    assert "on the pure engine (python)" in done.stdout and "would take" not in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--hidden", "a,b"], "expected sizes like 16,16"),
+        (["--hidden", "16,0"], "layer sizes must be at least 1"),
+        (["--steps", "0"], "must be at least 1"),
+        (["--dataset", "mnist"], "invalid choice: 'mnist'"),
+    ],
+)
+def test_bad_options_exit_with_usage(capsys, args, message):
+    with pytest.raises(SystemExit) as exc:
+        demo.main(args)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_asking_for_a_missing_engine_fails_clearly(monkeypatch, capsys):
+    from micrograd import engine
+
+    monkeypatch.setattr(engine, "ENGINES", {"python": engine.ENGINES["python"]})
+    monkeypatch.setattr(engine, "EXTENSION_ERROR", "ImportError: no _engine")
+    assert demo.main(["--engine", "cython", "--steps", "1"]) == 2
+    assert "the compiled engine is not available here: ImportError: no _engine" in capsys.readouterr().err
+    monkeypatch.setattr(engine, "BACKEND", "python")
+    assert demo.choose_engine("auto") == ("python", "compiled engine not built (ImportError: no _engine): running on the pure engine")
+
+
+def test_without_matplotlib_the_demo_says_what_to_install(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(demo, "_have_matplotlib", lambda: False)
+    assert demo.main(["--plot", str(tmp_path / "b.png"), "--steps", "1"]) == 1
+    assert "--plot needs matplotlib: pip install matplotlib" in capsys.readouterr().err
+    assert demo.main(["--steps", "1", "--samples", "6", "--hidden", "2", "--no-estimate", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "no decision-boundary picture: matplotlib is not installed (pip install matplotlib" in out
+    assert not (tmp_path / "b.png").exists()
+
+
+def test_demo_draws_the_decision_boundary(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="matplotlib not installed: the optional picture is skipped")
+    path = tmp_path / "boundary.png"
+    args = ["--steps", "2", "--samples", "10", "--hidden", "4", "--no-estimate", "--quiet", "--plot", str(path)]
+    assert demo.main(args) == 0
+    assert f"decision boundary written to {path}" in capsys.readouterr().out
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_grid_scores_are_the_models_outputs(nn):
+    random.seed(0)
+    model = nn.MLP(2, [3, 1])
+    gx, gy = [-1.0, 0.0, 0.5], [0.25, 2.0]
+    assert demo.grid_scores(model, gx, gy) == [[model([a, b]).data for a in gx] for b in gy]
