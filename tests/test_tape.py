@@ -256,6 +256,51 @@ def test_every_op_replays_like_eager(engine, name):
         assert (bits(x.grad), bits(y.grad)) == (bits(ex.grad), bits(ey.grad))
 
 
+# Sums of products, the bulk of an MLP's graph, written every way their nodes can share
+# children: the compiled tape runs each mul and the add after it as one step and carries the
+# running sum in a register, which must never stand in for a slot written since.
+DOT_PATTERNS = [
+    lambda acc, w, x: acc + w * x,  # a neuron's sum
+    lambda acc, w, x: w * x + acc,  # the product first
+    lambda acc, w, x: acc + acc * w,  # the add's other child is also the mul's child
+    lambda acc, w, x: acc * w + acc,
+    lambda acc, w, x: (lambda p: p + p)(acc * w),  # both children of the add are the mul
+    lambda acc, w, x: acc + acc * acc,
+    lambda acc, w, x: acc * (x + w * x),
+    lambda acc, w, x: (acc + w * x).relu(),
+    lambda acc, w, x: (acc * w + x).tanh(),
+]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_sums_of_products_replay_like_eager(engine, seed):
+    rng = random.Random(seed)
+    choices = [rng.randrange(len(DOT_PATTERNS)) for _ in range(40)]
+
+    def build(values):
+        w = [engine(v) for v in values]
+        acc = w[0]
+        for k, c in enumerate(choices):
+            acc = DOT_PATTERNS[c](acc, w[1 + k % 5], w[6 + k % 3])
+            if k % 4 == 3:
+                acc = acc.tanh()  # keeps the values bounded
+        return w, acc
+
+    w, root = build([rng.uniform(-1, 1) for _ in range(9)])
+    tape = Tape(root)
+    if tape.engine == "cython":
+        assert tape._fused_pairs() > 5  # the fast path is the one under test
+    for _ in range(3):
+        values = [rng.uniform(-1, 1) for _ in range(9)]
+        e_w, e_root = build(values)
+        e_root.backward()
+        for leaf, v in zip(w, values):
+            leaf.data, leaf.grad = v, 0.0
+        assert bits(tape.forward()) == bits(e_root.data)
+        tape.backward()
+        assert [bits(v.grad) for v in w] == [bits(v.grad) for v in e_w]
+
+
 def test_a_root_that_is_a_leaf(engine):
     x = engine(3.0)
     x.grad = 5.0

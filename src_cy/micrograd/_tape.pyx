@@ -28,6 +28,12 @@ SUPPORTED_CODES = frozenset((LEAF, ADD, MUL, POWC, POW, RELU, TANH, EXP, LOG, SI
 
 cdef enum:
     NO_ERROR = -1
+    # Internal codes: a mul whose result the next node (an add) takes, run as one step. Eager
+    # mode runs these as two nodes; here they run back to back with the same operations in the
+    # same order, only without a dispatch between them and with the running sum kept in a
+    # register (see _run_forward). Never shown: _structure() reports them as MUL and ADD.
+    PAIR_MUL = 16
+    PAIR_ADD = 17
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,6 +241,7 @@ cdef class CompiledTape:
                     self.b[self.n_interior] = 0
                 self.n_interior += 1
             self._resolve_children()
+            self._mark_pairs()
             self._find_outputs(&seen)
             self._make_slots(leaf_data, interior_data)
         finally:
@@ -271,6 +278,20 @@ cdef class CompiledTape:
             self.a[j] = _resolve(self.a[j], self.n_leaves)
             if c == ADD or c == MUL or c == POW:
                 self.b[j] = _resolve(self.b[j], self.n_leaves)
+
+    cdef void _mark_pairs(self) noexcept:
+        """Mark each mul followed by an add that takes its result (a neuron's w*x + sum)."""
+        cdef Py_ssize_t j = 0
+        cdef int32_t mul_slot
+        while j + 1 < self.n_interior:
+            mul_slot = <int32_t>(self.n_leaves + j)
+            if (self.code[j] == MUL and self.code[j + 1] == ADD
+                    and (self.a[j + 1] == mul_slot or self.b[j + 1] == mul_slot)):
+                self.code[j] = PAIR_MUL
+                self.code[j + 1] = PAIR_ADD
+                j += 2
+            else:
+                j += 1
 
     cdef int _find_outputs(self, Visited *seen) except -1:
         cdef Py_ssize_t i
@@ -375,10 +396,15 @@ cdef class CompiledTape:
         self.busy = True
         return 0
 
+    def _fused_pairs(self):
+        """How many mul-add pairs replay runs as one step (for tests of that path)."""
+        cdef Py_ssize_t j
+        return sum([1 for j in range(self.n_interior) if self.code[j] == PAIR_MUL])
+
     def _structure(self):
         """(codes, a, b, consts, output slots, leaf count) as lists: for tests comparing engines."""
         cdef Py_ssize_t j
-        return ([self.code[j] for j in range(self.n_interior)],
+        return ([_op_of(self.code[j]) for j in range(self.n_interior)],
                 [self.a[j] for j in range(self.n_interior)],
                 [self.b[j] for j in range(self.n_interior)],
                 [self.consts[j] for j in range(self.n_consts)],
@@ -394,11 +420,14 @@ cdef class CompiledTape:
         cdef const int32_t *a = self.a
         cdef const int32_t *b = self.b
         cdef const double *consts = self.consts
-        cdef Py_ssize_t n_leaves = self.n_leaves, j
+        cdef Py_ssize_t n_leaves = self.n_leaves, n = self.n_interior, j = 0
         cdef double x, k, r, e
         cdef uint8_t c
-        for j in range(self.n_interior):
+        while j < n:
             c = code[j]
+            if c == PAIR_MUL:
+                j = _forward_pairs(data, a, b, code, n_leaves, n, j)
+                continue
             x = data[a[j]]
             if c == ADD:
                 r = x + data[b[j]]
@@ -430,6 +459,7 @@ cdef class CompiledTape:
                     e = exp(x)
                     r = e / (1.0 + e)
             data[n_leaves + j] = r
+            j += 1
         return NO_ERROR
 
     cdef int _raise_forward_error(self, Py_ssize_t slot) except -1:
@@ -454,15 +484,18 @@ cdef class CompiledTape:
         cdef const int32_t *a = self.a
         cdef const int32_t *b = self.b
         cdef const double *consts = self.consts
-        cdef Py_ssize_t n_leaves = self.n_leaves, j, i
+        cdef Py_ssize_t n_leaves = self.n_leaves, j = self.n_interior - 1, i
         cdef double g, k, s
         cdef int32_t ia, ib
         cdef uint8_t c
         memset(grad + n_leaves, 0, self.n_interior * sizeof(double))
         grad[n_leaves + self.n_interior - 1] = 1.0
-        for j in range(self.n_interior - 1, -1, -1):
-            i = n_leaves + j
+        while j >= 0:
             c = code[j]
+            if c == PAIR_ADD:
+                j = _backward_pairs(data, grad, a, b, code, n_leaves, j)
+                continue
+            i = n_leaves + j
             g = grad[i]
             ia = a[j]
             ib = b[j]
@@ -491,6 +524,71 @@ cdef class CompiledTape:
             else:  # SIGMOID
                 s = data[i]
                 grad[ia] += (s * (1.0 - s)) * g
+            j -= 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs of mul-add pairs (a neuron's sum of w*x): the same operations as the loops above, in the
+# same order, but without a dispatch per node, and with the running sum carried in a register
+# from one pair to the next instead of through memory (a store then a load of the same slot
+# costs several cycles, and every pair of the run would wait for it). A register copy is used
+# only where it equals what memory holds, so the results are those of the plain loops.
+
+cdef inline Py_ssize_t _forward_pairs(double *data, const int32_t *a, const int32_t *b,
+                                      const uint8_t *code, Py_ssize_t n_leaves, Py_ssize_t n,
+                                      Py_ssize_t j) noexcept nogil:
+    """Run the pairs from j on (mul at j, add at j+1, ...); return the index after the run."""
+    cdef Py_ssize_t last = -1  # slot of the previous pair's sum, held in `total`
+    cdef double m, x, y, total = 0.0
+    cdef Py_ssize_t mul_slot
+    cdef int32_t ia, ib
+    while True:
+        mul_slot = n_leaves + j
+        m = data[a[j]] * data[b[j]]
+        data[mul_slot] = m
+        ia = a[j + 1]
+        ib = b[j + 1]
+        x = total if ia == last else (m if ia == mul_slot else data[ia])
+        y = total if ib == last else (m if ib == mul_slot else data[ib])
+        total = x + y
+        data[mul_slot + 1] = total
+        last = mul_slot + 1
+        j += 2
+        if j >= n or code[j] != PAIR_MUL:
+            return j
+
+
+cdef inline Py_ssize_t _backward_pairs(const double *data, double *grad, const int32_t *a,
+                                       const int32_t *b, const uint8_t *code,
+                                       Py_ssize_t n_leaves, Py_ssize_t j) noexcept nogil:
+    """Run the pairs from j down (add at j, mul at j-1, ...); return the index below the run."""
+    cdef Py_ssize_t held = -1  # a slot whose grad is also in `held_grad`
+    cdef double g, gm, held_grad = 0.0
+    cdef Py_ssize_t add_slot
+    cdef int32_t ia, ib, wa, wb
+    while True:
+        add_slot = n_leaves + j
+        g = held_grad if add_slot == held else grad[add_slot]
+        ia = a[j]
+        ib = b[j]
+        wa = a[j - 1]
+        wb = b[j - 1]
+        held_grad = grad[ia] + g  # the add: grad[ia] += g; grad[ib] += g
+        grad[ia] = held_grad
+        grad[ib] += g
+        gm = grad[add_slot - 1]  # the mul
+        grad[wa] += data[wb] * gm
+        grad[wb] += data[wa] * gm
+        # grad[ia] stays valid in the register unless a later add of this pair wrote it
+        held = ia if (ia != ib and ia != wa and ia != wb) else -1
+        j -= 2
+        if j < 0 or code[j] != PAIR_ADD:
+            return j
+
+
+cdef inline uint8_t _op_of(uint8_t code) noexcept:
+    """The engine's op code of a tape code (a pair's codes are MUL and ADD)."""
+    return MUL if code == PAIR_MUL else (ADD if code == PAIR_ADD else code)
 
 
 cdef inline double _exponent_slope(double x, double k, double out) noexcept nogil:
