@@ -179,6 +179,7 @@ class Progress:
         self.tty = enabled and hasattr(stream, "isatty") and stream.isatty()
         self.start = time.perf_counter()
         self.last_draw = 0.0
+        self.drawn = 0  # length of the line on screen, to blank out what a shorter one leaves
         self.every = max(1, steps // 10)
 
     def __call__(self, k: int, loss: float, accuracy: float) -> None:
@@ -191,7 +192,9 @@ class Progress:
             if done == self.steps or now - self.last_draw >= 0.05:
                 filled = self.WIDTH * done // self.steps
                 bar = "#" * filled + "-" * (self.WIDTH - filled)
-                self.stream.write(f"\rstep {done:>{len(str(self.steps))}}/{self.steps} |{bar}| {_status(loss, accuracy, rate)}")
+                line = f"step {done:>{len(str(self.steps))}}/{self.steps} |{bar}| {_status(loss, accuracy, rate)}"
+                self.stream.write("\r" + line.ljust(self.drawn))
+                self.drawn = len(line)
                 if done == self.steps:
                     self.stream.write("\n")
                 self.stream.flush()
@@ -199,6 +202,17 @@ class Progress:
         elif done % self.every == 0 or done == self.steps:
             self.stream.write(f"step {done}/{self.steps}: {_status(loss, accuracy, rate)}\n")
             self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    """'0.85 s', '23 s', '18 min', '2.5 h': as precise as a reader needs."""
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _status(loss: float, accuracy: float, rate: float) -> str:
@@ -290,6 +304,27 @@ def choose_engine(requested: str) -> Tuple[Optional[str], str]:
     return requested, ""
 
 
+def missing_dependency(args: argparse.Namespace) -> Optional[str]:
+    """What an explicitly requested option needs but cannot load, if anything."""
+    if args.plot is not None and not args.no_plot and not _have_matplotlib():
+        return f"--plot needs matplotlib: {MATPLOTLIB_HINT}"
+    if args.tape:
+        try:
+            import micrograd.tape  # noqa: F401
+        except ImportError as exc:
+            return f"--tape needs micrograd.tape, which did not load: {exc}"
+    return None
+
+
+def plot_path(args: argparse.Namespace) -> Optional[str]:
+    """Where to draw the boundary: --plot, else the default file when matplotlib is there."""
+    if args.no_plot:
+        return None
+    if args.plot is not None:
+        return args.plot
+    return DEFAULT_PLOT if _have_matplotlib() else None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     out = sys.stdout
@@ -297,14 +332,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if name is None:
         print(f"micrograd demo: {note}", file=sys.stderr)
         return 2
+    problem = missing_dependency(args)
+    if problem:
+        print(f"micrograd demo: {problem}", file=sys.stderr)
+        return 1
     if note:
         print(note, file=out)
-    plot_path = None if args.no_plot else args.plot
-    if plot_path is not None and not _have_matplotlib():
-        print(f"micrograd demo: --plot needs matplotlib: {MATPLOTLIB_HINT}", file=sys.stderr)
-        return 1
-    if plot_path is None and not args.no_plot and _have_matplotlib():
-        plot_path = DEFAULT_PLOT
     trainer = train_with_tape if args.tape else train
 
     X, y = DATASETS[args.dataset](n_samples=args.samples, noise=args.noise, seed=args.seed)
@@ -315,8 +348,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"MLP(2, {args.hidden + [1]}) with {len(model.parameters())} parameters, "
         f"{args.steps} steps of SGD ({batch}{', taped' if args.tape else ''}) on the {ENGINE_NAMES[name]} engine ({name})",
         file=out,
+        flush=True,
     )
-    out.flush()
     progress = Progress(args.steps, enabled=not args.quiet)
     start = time.perf_counter()
     trainer(
@@ -327,19 +360,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     final_loss, accuracy, _ = loss_and_accuracy(model, X, y, args.alpha, type(model.parameters()[0]))
     print(f"final accuracy: {accuracy * 100:.1f}% (loss {final_loss.data:.4f}) on all {args.samples} points", file=out)
-    timing = f"{ENGINE_NAMES[name]} engine: {args.steps} steps in {seconds:.2f} s ({args.steps / seconds:.0f} steps/s)"
+    timing = f"{ENGINE_NAMES[name]} engine: {args.steps} steps in {_duration(seconds)} ({args.steps / seconds:.0f} steps/s)"
     if name != "python" and not args.no_estimate:
         pure_seconds, timed = estimate_pure_seconds(args, X, y, trainer)
         timing += (
-            f"; pure engine would take ~{pure_seconds:.3g} s (estimated from {timed} steps): "
+            f"; pure engine would take ~{_duration(pure_seconds)} (estimated from {timed} steps): "
             f"{pure_seconds / seconds:.0f}x faster"
         )
     print(timing, file=out)
 
-    if plot_path is not None:
+    path = plot_path(args)
+    if path is not None:
         title = f"micrograd demo: {args.dataset}, MLP(2, {args.hidden + [1]}), {args.steps} steps, accuracy {accuracy * 100:.1f}%"
-        plot_boundary(model, X, y, plot_path, title)
-        print(f"decision boundary written to {plot_path}", file=out)
+        plot_boundary(model, X, y, path, title)
+        print(f"decision boundary written to {path}", file=out)
     elif not args.no_plot:
         print(f"no decision-boundary picture: matplotlib is not installed ({MATPLOTLIB_HINT})", file=out)
     return 0

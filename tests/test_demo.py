@@ -125,6 +125,16 @@ def test_progress_on_a_terminal_redraws_one_line():
     assert "step 3/3 |########################| loss 0.5000  accuracy 75.0%" in text
 
 
+def test_progress_blanks_what_a_shorter_line_leaves_behind():
+    stream = FakeTerminal()
+    progress = demo.Progress(2, stream=stream)
+    progress.last_draw = float("-inf")
+    progress(0, 10.0, 1.0)  # "loss 10.0000  accuracy 100.0%"
+    progress(1, 0.5, 0.5)  # "loss 0.5000  accuracy 50.0%": two characters shorter
+    first, second = stream.getvalue().split("\r")[1:]
+    assert len(second.rstrip("\n")) >= len(first)
+
+
 def test_progress_in_a_log_prints_about_ten_lines():
     stream = io.StringIO()
     progress = demo.Progress(100, stream=stream)
@@ -230,3 +240,23 @@ def test_grid_scores_are_the_models_outputs(nn):
     model = nn.MLP(2, [3, 1])
     gx, gy = [-1.0, 0.0, 0.5], [0.25, 2.0]
     assert demo.grid_scores(model, gx, gy) == [[model([a, b]).data for a in gx] for b in gy]
+
+
+@pytest.mark.parametrize("seconds, text", [(0.853, "0.85 s"), (23.4, "23 s"), (1100.0, "18 min"), (9000.0, "2.5 h")])
+def test_durations_read_naturally(seconds, text):
+    assert demo._duration(seconds) == text
+
+
+def test_plot_path_defaults_to_a_file_only_with_matplotlib(monkeypatch):
+    monkeypatch.setattr(demo, "_have_matplotlib", lambda: True)
+    assert demo.plot_path(demo.parse_args([])) == "demo-boundary.png"
+    assert demo.plot_path(demo.parse_args(["--plot", "x.png"])) == "x.png"
+    assert demo.plot_path(demo.parse_args(["--plot", "x.png", "--no-plot"])) is None
+    monkeypatch.setattr(demo, "_have_matplotlib", lambda: False)
+    assert demo.plot_path(demo.parse_args([])) is None
+
+
+def test_tape_option_without_the_tape_module(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "micrograd.tape", None)  # makes the import fail
+    assert demo.main(["--tape", "--steps", "1", "--no-plot"]) == 1
+    assert "--tape needs micrograd.tape, which did not load" in capsys.readouterr().err
