@@ -163,6 +163,13 @@ def not_replayable() -> RuntimeError:
     )
 
 
+def busy(what: str) -> RuntimeError:
+    return RuntimeError(
+        f"Tape.{what}: this tape is being replayed in another thread; a tape replays one pass "
+        "at a time (capture one tape per thread)"
+    )
+
+
 def tape_nbytes(n_leaves: int, n_interior: int, n_consts: int, n_outputs: int) -> int:
     return (
         (n_leaves + n_interior) * DATA_GRAD_BYTES
@@ -234,6 +241,7 @@ class PythonTape:
         self._data = data  # a fresh tape holds the captured graph's values: backward() works
         self._grad = array("d", bytes(8 * len(data)))
         self._complete = True  # False after a failed forward, until one succeeds
+        self._busy = False  # a replay is running (another thread may look in between)
 
     # -- public API ----------------------------------------------------------------------------
     @property
@@ -262,34 +270,47 @@ class PythonTape:
         raise TypeError(NOT_PICKLABLE)
 
     def forward(self) -> float:
-        data = self._data
-        for i, leaf in enumerate(self._leaves):
-            data[i] = leaf._data
-        self._complete = False
-        self._forward_interior(data)
-        self._complete = True
-        out = data[len(data) - 1]
-        self._root.data = out
-        for v, s in zip(self._outputs, self._output_slots):
-            v.data = data[s]
-        return out
+        self._enter("forward")
+        try:
+            data = self._data
+            for i, leaf in enumerate(self._leaves):
+                data[i] = leaf._data
+            self._complete = False
+            self._forward_interior(data)
+            self._complete = True
+            out = data[len(data) - 1]
+            self._root.data = out
+            for v, s in zip(self._outputs, self._output_slots):
+                v.data = data[s]
+            return out
+        finally:
+            self._busy = False
 
     def backward(self) -> None:
         if not self._complete:
             raise not_replayable()
-        leaves, grad = self._leaves, self._grad
-        n_leaves = len(leaves)
-        # Interior grads start at 0, as on a fresh eager graph; leaf grads start at the leaves'
-        # own, and receive the same contributions in the same order as eager backward() adds them.
-        for i in range(n_leaves, len(grad)):
-            grad[i] = 0.0
-        for i, leaf in enumerate(leaves):
-            grad[i] = leaf._grad
-        grad[len(grad) - 1] = 1.0
-        self._backward_interior(grad)
-        for i, leaf in enumerate(leaves):
-            leaf.grad = grad[i]
-        self._root.grad = 1.0
+        self._enter("backward")
+        try:
+            leaves, grad = self._leaves, self._grad
+            n_leaves = len(leaves)
+            # Interior grads start at 0, as on a fresh eager graph; leaf grads start at the
+            # leaves' own, and get the same contributions in the same order as in eager mode.
+            for i in range(n_leaves, len(grad)):
+                grad[i] = 0.0
+            for i, leaf in enumerate(leaves):
+                grad[i] = leaf._grad
+            grad[len(grad) - 1] = 1.0
+            self._backward_interior(grad)
+            for i, leaf in enumerate(leaves):
+                leaf.grad = grad[i]
+            self._root.grad = 1.0
+        finally:
+            self._busy = False
+
+    def _enter(self, what: str) -> None:
+        if self._busy:
+            raise busy(what)
+        self._busy = True
 
     # -- the replay loops: the formulas of pure.Value, in the same order ---------------------
     def _forward_interior(self, data: array) -> None:

@@ -3,6 +3,7 @@ import gc
 import math
 import pickle
 import random
+import threading
 
 import pytest
 
@@ -535,6 +536,45 @@ def test_tape_is_the_public_class_for_both_engines(engine):
     assert isinstance(tape, Tape)
     assert micrograd.Tape is Tape
     assert tape.engine in repr(tape) and "3 nodes" in repr(tape)
+
+
+def test_a_tape_replays_one_pass_at_a_time(engine):
+    """While one thread replays a tape, another is refused with an error (and never corrupts
+    it). For the compiled tape, seeing the tape busy at all proves that replay releases the
+    GIL: with the GIL held, no other thread could run in the middle of a pass."""
+    x = engine(0.5)
+    v = x
+    for _ in range(20_000):
+        v = v * 0.5 + x
+    tape = Tape(v)
+    done = threading.Event()
+    refused = []
+
+    def replay():
+        try:
+            for _ in range(400):
+                tape.forward()
+                tape.backward()
+                if refused:
+                    break
+        except RuntimeError as exc:  # the main thread was mid-pass: refused here instead
+            refused.append(str(exc))
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=replay)
+    worker.start()
+    while not done.is_set() and not refused:
+        try:
+            tape.forward()
+        except RuntimeError as exc:
+            refused.append(str(exc))
+    worker.join()
+    assert refused and "another thread" in refused[0]
+    x.grad = 0.0
+    assert tape.forward() == pytest.approx(1.0)  # still whole after the contention
+    tape.backward()
+    assert x.grad == pytest.approx(2.0)
 
 
 # ---------------------------------------------------------------------------------------------

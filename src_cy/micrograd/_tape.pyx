@@ -391,8 +391,7 @@ cdef class CompiledTape:
 
     cdef int _enter(self, str what) except -1:
         if self.busy:
-            raise RuntimeError(f"Tape.{what}: this tape is being replayed in another thread; "
-                               "a tape replays one pass at a time")
+            raise _api.busy(what)
         self.busy = True
         return 0
 
