@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pytest
 
+import micrograd
 from micrograd import demo
 from micrograd.datasets import make_moons
 
-ROOT = Path(__file__).resolve().parent.parent
+# Subprocesses must import the micrograd under test (the source tree, or the installed copy in
+# CI), so they get its folder on PYTHONPATH and run elsewhere than the checkout, where the
+# current directory would come first on sys.path.
+PACKAGE_PARENT = Path(micrograd.__file__).resolve().parent.parent
 
 
 def karpathy_training(nn, engine, X, y, steps):
@@ -152,19 +156,20 @@ def test_quiet_progress_prints_nothing():
 
 
 # -- the command -------------------------------------------------------------------------------
-def run_demo(*args, pure=False):
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+def run_demo(tmp_path, *args, pure=False):
+    env = dict(os.environ, PYTHONPATH=str(PACKAGE_PARENT))
     env.pop("MICROGRAD_PUREPYTHON", None)
     if pure:
         env["MICROGRAD_PUREPYTHON"] = "1"
         env.pop("MICROGRAD_REQUIRE_EXTENSION", None)
     return subprocess.run(
-        [sys.executable, "-m", "micrograd", "demo", *args], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "micrograd", "demo", *args],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
 
 
 def test_demo_command_runs_and_reports(tmp_path):
-    done = run_demo("--steps", "3", "--samples", "20", "--no-estimate", "--no-plot")
+    done = run_demo(tmp_path, "--steps", "3", "--samples", "20", "--no-estimate", "--no-plot")
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "moons (20 points, noise 0.1), MLP(2, [16, 16, 1]) with 337 parameters, 3 steps of SGD" in out
@@ -174,16 +179,16 @@ def test_demo_command_runs_and_reports(tmp_path):
 
 
 @pytest.mark.cython
-def test_demo_estimates_the_pure_engine(both_engines):
-    done = run_demo("--steps", "4", "--samples", "10", "--hidden", "4", "--no-plot", "--quiet")
+def test_demo_estimates_the_pure_engine(both_engines, tmp_path):
+    done = run_demo(tmp_path, "--steps", "4", "--samples", "10", "--hidden", "4", "--no-plot", "--quiet")
     assert done.returncode == 0, done.stderr
     assert "compiled engine: 4 steps in " in done.stdout
     assert "pure engine would take ~" in done.stdout and "(estimated from 3 steps)" in done.stdout
     assert done.stderr == ""  # --quiet: no progress
 
 
-def test_demo_on_the_pure_engine_says_so():
-    done = run_demo("--steps", "2", "--samples", "10", "--hidden", "4", "--no-plot", pure=True)
+def test_demo_on_the_pure_engine_says_so(tmp_path):
+    done = run_demo(tmp_path, "--steps", "2", "--samples", "10", "--hidden", "4", "--no-plot", pure=True)
     assert done.returncode == 0, done.stderr
     assert "running on the pure engine" in done.stdout
     assert "on the pure engine (python)" in done.stdout and "would take" not in done.stdout

@@ -11,7 +11,10 @@ import pytest
 
 import micrograd.nn
 
-ROOT = Path(__file__).resolve().parent.parent
+# Subprocesses must import the micrograd under test (the source tree, or the installed copy in
+# CI), so they get its folder on PYTHONPATH and run elsewhere than the checkout, where the
+# current directory would come first on sys.path.
+PACKAGE_PARENT = Path(micrograd.__file__).resolve().parent.parent
 
 
 def test_state_dict_keys_and_values_follow_the_parameters(nn):
@@ -118,13 +121,15 @@ def test_pickle_round_trip_keeps_structure_values_and_activations(nn, engine):
     assert all(type(p) is active for p in copy.parameters())
 
 
-def run_python(code, pure):
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+def run_python(code, pure, cwd):
+    env = dict(os.environ, PYTHONPATH=str(PACKAGE_PARENT))
     env.pop("MICROGRAD_PUREPYTHON", None)
     env.pop("MICROGRAD_REQUIRE_EXTENSION", None)
     if pure:
         env["MICROGRAD_PUREPYTHON"] = "1"
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -163,8 +168,8 @@ LOAD = """
 @pytest.mark.parametrize("save_pure", [True, False], ids=["pure-to-compiled", "compiled-to-pure"])
 def test_model_saved_under_one_engine_loads_under_the_other(both_engines, tmp_path, save_pure):
     paths = dict(path=str(tmp_path / "model.pkl"), json_path=str(tmp_path / "model.json"))
-    saved = json.loads(run_python(SAVE.format(**paths), pure=save_pure))
-    loaded = json.loads(run_python(LOAD.format(**paths), pure=not save_pure))
+    saved = json.loads(run_python(SAVE.format(**paths), pure=save_pure, cwd=tmp_path))
+    loaded = json.loads(run_python(LOAD.format(**paths), pure=not save_pure, cwd=tmp_path))
     assert saved["backend"] == ("python" if save_pure else "cython")
     assert loaded["backend"] == ("cython" if save_pure else "python")
     assert loaded["classes"] == ["micrograd._engine" if save_pure else "micrograd.pure"]
