@@ -20,7 +20,7 @@ from micrograd.nn import MLP
 
 DEFAULT_PLOT = "demo-boundary.png"
 ESTIMATE_STEPS = 3  # pure-engine steps timed for the estimate
-MATPLOTLIB_HINT = "pip install matplotlib (or pip install 'micrograd-fast[plot]')"
+MATPLOTLIB_HINT = "pip install matplotlib, or the plot extra: pip install 'micrograd-fast[plot]'"
 ENGINE_NAMES = {"cython": "compiled", "python": "pure"}
 
 
@@ -204,6 +204,10 @@ class Progress:
             self.stream.flush()
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _duration(seconds: float) -> str:
     """'0.85 s', '23 s', '18 min', '2.5 h': as precise as a reader needs."""
     if seconds < 10:
@@ -346,7 +350,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(
         f"micrograd demo: {args.dataset} ({args.samples} points, noise {args.noise}), "
         f"MLP(2, {args.hidden + [1]}) with {len(model.parameters())} parameters, "
-        f"{args.steps} steps of SGD ({batch}{', taped' if args.tape else ''}) on the {ENGINE_NAMES[name]} engine ({name})",
+        f"{_count(args.steps, 'step')} of SGD ({batch}{', taped' if args.tape else ''}) on the {ENGINE_NAMES[name]} engine ({name})",
         file=out,
         flush=True,
     )
@@ -360,11 +364,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     final_loss, accuracy, _ = loss_and_accuracy(model, X, y, args.alpha, type(model.parameters()[0]))
     print(f"final accuracy: {accuracy * 100:.1f}% (loss {final_loss.data:.4f}) on all {args.samples} points", file=out)
-    timing = f"{ENGINE_NAMES[name]} engine: {args.steps} steps in {_duration(seconds)} ({args.steps / seconds:.0f} steps/s)"
+    timing = f"{ENGINE_NAMES[name]} engine: {_count(args.steps, 'step')} in {_duration(seconds)} ({args.steps / seconds:.0f} steps/s)"
     if name != "python" and not args.no_estimate:
         pure_seconds, timed = estimate_pure_seconds(args, X, y, trainer)
         timing += (
-            f"; pure engine would take ~{_duration(pure_seconds)} (estimated from {timed} steps): "
+            f"; pure engine would take ~{_duration(pure_seconds)} (estimated from {_count(timed, 'step')}): "
             f"{pure_seconds / seconds:.0f}x faster"
         )
     print(timing, file=out)
