@@ -1,0 +1,19 @@
+"""``python -m micrograd bench``: named workloads, a correctness gate before any timing, and the
+same programs run by every engine this environment has (this package's two engines and their
+tape replay, Karpathy's original micrograd, PyTorch, and a hand-written C floor), each in its
+own subprocess.
+
+    cli.py        the command line
+    runner.py     which engines can run here; running each in its subprocess; collecting results
+    worker.py     an engine's side of it (runs in the subprocess; stdlib only)
+    workloads.py  the workloads, the gate, the engine adapters (stdlib only)
+    c_floor.py    the C reference loops, compiled at run time
+    report.py     ratios, targets, the text table, Markdown and JSON
+    machine.py    machine metadata
+    plotting.py   --plot (matplotlib)
+
+The pytest-benchmark suite in ``benchmarks/`` times the same workloads (see its README).
+"""
+from micrograd.bench.cli import main
+
+__all__ = ["main"]
