@@ -65,8 +65,8 @@ class Tape(abc.ABC):
       last forward (or of capture, for a fresh tape) and *add* into every leaf's ``.grad``,
       as eager ``root.backward()`` does on a fresh graph: call ``zero_grad()`` first.
     - ``leaves``: the leaf Values, ``root``, ``outputs``; ``len(tape)``: nodes recorded;
-      ``nbytes``: memory of the tape's own arrays (at most 25 bytes per node, plus 8 per
-      distinct constant exponent).
+      ``nbytes``: memory of the tape's own arrays (25 bytes per interior node, 24 per leaf,
+      plus 8 per distinct constant exponent and 4 per output); ``engine``: "python"/"cython".
 
     What replay writes: the leaves' ``.grad``, ``root.data`` and ``root.grad`` (set to 1, as
     eager does), and the outputs' ``.data``. Other interior Values keep the data and grad they
@@ -80,10 +80,46 @@ class Tape(abc.ABC):
     eager ``backward()`` orders them) is reported.
     """
 
-    def __new__(cls, root: Any, *, outputs: Any = ()) -> Any:
+    def __new__(cls, root: Any, *, outputs: Any = ()) -> Tape:
         # The implementations are registered, not inherited, so that Python does not call
         # __init__ a second time on the instance returned here.
-        return implementation_for(root)(root, outputs=outputs)
+        return implementation_for(root)(root, outputs=outputs)  # type: ignore[no-any-return]
+
+    # The interface both implementations provide (for help() and type checkers; an instance
+    # is always a PythonTape or a CompiledTape, which define these).
+    engine: str
+
+    @abc.abstractmethod
+    def forward(self) -> float:
+        """Recompute every node from the leaves' current ``.data``; return the root's value."""
+
+    @abc.abstractmethod
+    def backward(self) -> None:
+        """Add d(root)/d(leaf) into every leaf's ``.grad`` (root's grad set to 1)."""
+
+    @property
+    @abc.abstractmethod
+    def leaves(self) -> Tuple[Any, ...]:
+        """The leaf Values, in slot order."""
+
+    @property
+    @abc.abstractmethod
+    def root(self) -> Any:
+        """The Value the tape was captured from."""
+
+    @property
+    @abc.abstractmethod
+    def outputs(self) -> Tuple[Any, ...]:
+        """The Values whose ``.data`` forward() keeps up to date, besides the root."""
+
+    @property
+    @abc.abstractmethod
+    def nbytes(self) -> int:
+        """Bytes of the tape's own arrays."""
+
+    @abc.abstractmethod
+    def __len__(self) -> int:
+        """Nodes recorded (leaves included)."""
 
 
 def implementation_for(root: object) -> type:

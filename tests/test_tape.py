@@ -525,6 +525,17 @@ def test_a_tape_keeps_its_leaves_alive(nn, engine):
     assert tape.root.grad == 1.0
 
 
+def test_an_uncaptured_compiled_tape_refuses_to_replay(both_engines):
+    from micrograd._tape import CompiledTape
+
+    empty = CompiledTape.__new__(CompiledTape)
+    with pytest.raises(RuntimeError, match="captured nothing"):
+        empty.forward()
+    with pytest.raises(RuntimeError):
+        empty.backward()
+    assert len(empty) == 0 and empty.leaves == ()
+
+
 def test_a_tape_cannot_be_pickled(engine):
     tape = Tape(engine(1.0) * 2)
     with pytest.raises(TypeError, match="cannot be pickled"):

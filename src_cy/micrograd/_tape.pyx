@@ -390,6 +390,8 @@ cdef class CompiledTape:
             self.busy = False
 
     cdef int _enter(self, str what) except -1:
+        if self.data == NULL:  # made with __new__ alone: nothing was captured
+            raise RuntimeError(f"Tape.{what}: this tape captured nothing; make it with Tape(root)")
         if self.busy:
             raise _api.busy(what)
         self.busy = True
