@@ -2,9 +2,12 @@
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
+import micrograd
 from micrograd import engine as engine_module
 
 PROBE = "import micrograd; print(micrograd.BACKEND, sorted(micrograd.ENGINES))"
@@ -12,10 +15,19 @@ PROBE = "import micrograd; print(micrograd.BACKEND, sorted(micrograd.ENGINES))"
 HIDE_EXTENSION = "import sys; sys.modules['micrograd._engine'] = None; "
 
 
+# The package under test, wherever it was imported from (an install, or a source tree with the
+# extension built in place). Subprocesses run outside the checkout, so `python -c` cannot pick up
+# a source tree without the compiled module from the current directory instead.
+PACKAGE_PARENT = str(Path(micrograd.__file__).resolve().parent.parent)
+
+
 def run(code, **env):
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MICROGRAD_")}
+    full_env["PYTHONPATH"] = PACKAGE_PARENT
     full_env.update(env)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=full_env, cwd=tempfile.gettempdir()
+    )
 
 
 needs_extension = pytest.mark.skipif(
