@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import abc
 import math
+import threading
 from array import array
 from typing import Any, List, Tuple
 
@@ -277,7 +278,7 @@ class PythonTape:
         self._data = data  # a fresh tape holds the captured graph's values: backward() works
         self._grad = array("d", bytes(8 * len(data)))
         self._complete = True  # False after a failed forward, until one succeeds
-        self._busy = False  # a replay is running (another thread may look in between)
+        self._busy = threading.Lock()  # held while a replay runs (other threads can look in)
 
     # -- public API ----------------------------------------------------------------------------
     @property
@@ -320,7 +321,7 @@ class PythonTape:
                 v.data = data[s]
             return out
         finally:
-            self._busy = False
+            self._busy.release()
 
     def backward(self) -> None:
         if not self._complete:
@@ -341,12 +342,11 @@ class PythonTape:
                 leaf.grad = grad[i]
             self._root.grad = 1.0
         finally:
-            self._busy = False
+            self._busy.release()
 
     def _enter(self, what: str) -> None:
-        if self._busy:
+        if not self._busy.acquire(blocking=False):
             raise busy(what)
-        self._busy = True
 
     # -- the replay loops: the formulas of pure.Value, in the same order ---------------------
     def _forward_interior(self, data: array) -> None:
