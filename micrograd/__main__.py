@@ -2,6 +2,7 @@
 
     demo   train the two-moons MLP and show how fast it went      (micrograd.demo)
     bench  the benchmark suite across engines and peers            (micrograd.bench)
+    viz    draw an example graph as DOT/SVG/PNG or a text tree     (micrograd.viz)
     info   which engine is active, and why
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 COMMANDS = {
     "demo": "micrograd.demo",
     "bench": "micrograd.bench",
+    "viz": "micrograd.viz",
     "info": None,
 }
 

@@ -214,6 +214,8 @@ cdef class Value:
 cdef inline double _as_double(object x) except? -1.0:
     if type(x) is float:
         return <double>x
+    if type(x) is int:  # Karpathy's zero_grad sets p.grad = 0; PyLong_AsDouble, as float() does
+        return <double>x
     return _ops.to_float(x)
 
 
