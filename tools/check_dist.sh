@@ -90,6 +90,7 @@ for needed in ("setup.py", "pyproject.toml", "MANIFEST.in", "LICENSE",
     if needed not in names:
         problems.append(f"sdist lacks {needed}")
 problems += [f"sdist holds a build product: {n}" for n in names if n.endswith((".so", ".pyd"))]
+package_files = {n for n in names if n.startswith("micrograd/") and n.endswith((".py", ".pyi", ".typed"))}
 print(f"sdist: {len(names)} entries, {sum(n.endswith('.pyx') for n in names)} .pyx, "
       f"{sum(n.endswith('.pxd') for n in names)} .pxd")
 with zipfile.ZipFile(wheel) as zf:
@@ -97,9 +98,8 @@ with zipfile.ZipFile(wheel) as zf:
     engines = [n for n in names if n.startswith("micrograd/_engine.") and n.endswith(".so")]
     if not engines:
         problems.append("wheel lacks the compiled micrograd/_engine module")
-    for needed in ("micrograd/py.typed", "micrograd/_engine.pyi"):
-        if needed not in names:
-            problems.append(f"wheel lacks {needed}")
+    # every module of the package and its subpackages, the stub and py.typed
+    problems += [f"wheel lacks {n}" for n in sorted(package_files - names)]
     for name in sorted(n for n in names if n.endswith(".so")):
         data = zf.read(name)
         elf = ELFFile(io.BytesIO(data))
