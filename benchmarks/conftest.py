@@ -79,12 +79,17 @@ def gate(problem, gate_cache):
 def timed(benchmark):
     """timed(fn, setup=None, teardown=None): benchmark.pedantic with setup and teardown outside
     the timing, and as many rounds as fit in BUDGET_S (one warm-up round measures a round), the
-    rule ``micrograd bench`` uses, so the two agree."""
+    rule ``micrograd bench`` uses, so the two agree. As there, the objects the process already
+    holds (pytest's own, other tests') are frozen out of the garbage collector meanwhile."""
+    import gc
     import time
 
     def run(fn, setup=None, teardown=None):
-        rounds = 1
-        if not benchmark.disabled:
+        if benchmark.disabled:
+            return benchmark.pedantic(fn, setup=setup, teardown=teardown, rounds=1)
+        gc.collect()
+        gc.freeze()
+        try:
             if setup:
                 setup()
             t0 = time.perf_counter()
@@ -93,6 +98,8 @@ def timed(benchmark):
             if teardown:
                 teardown()
             rounds = max(MIN_ROUNDS, min(MAX_ROUNDS, int(BUDGET_S / max(estimate, 1e-9))))
-        return benchmark.pedantic(fn, setup=setup, teardown=teardown, rounds=rounds)
+            return benchmark.pedantic(fn, setup=setup, teardown=teardown, rounds=rounds)
+        finally:
+            gc.unfreeze()
 
     return run

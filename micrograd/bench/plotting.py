@@ -80,7 +80,8 @@ def plot(run: Dict[str, Any], path: str) -> None:
         ax.invert_yaxis()
         ax.set_xlabel("seconds per step (median)")
     ax.set_title("demo step (100 points, MLP(2, [16, 16, 1]))")
-    ax.grid(True, axis="x", which="both", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.grid(True, axis="x", which="major", alpha=0.3)
 
     m = run["machine"]
     fig.suptitle(f"micrograd bench: {m['cpu']}, Python {m['python']}, {run['created_utc'][:10]}", fontsize=10)

@@ -14,8 +14,9 @@ METHODS = {
     "isolation": "each engine runs in its own subprocess, one after another; one thread everywhere "
     "(torch.set_num_threads(1); OMP/MKL/OpenBLAS threads 1)",
     "timing": "one warm-up round, then as many rounds as fit in the time budget, within the minimum and "
-    "maximum number of rounds; reported: median, min and max of the rounds; garbage collector on, "
-    "as in a user's program (and pytest-benchmark's default)",
+    "maximum number of rounds; reported: median, min and max of the rounds (time.perf_counter); garbage "
+    "collector on, as in a user's program (and pytest-benchmark's default), with the objects that existed "
+    "before the measurement frozen out of it (gc.freeze)",
     "gate": "before any timing, each engine computes each workload's output and every parameter gradient, "
     "twice (the second time after the leaves changed), from the same seeded data and weights; these must "
     "equal the pure engine's exactly for this package's engines, and within 1e-9 relative for the others; "
@@ -304,6 +305,20 @@ def machine_line(run: Dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def busy_warning(run: Dict[str, Any]) -> Optional[str]:
+    """A warning when other processes were using the cores: the figures are then noisy."""
+    m = run["machine"]
+    loads = [x for x in (m.get("load_average_at_start") or [])[:1] + (run.get("load_average_at_end") or [])[:1]]
+    cores = m.get("cores_usable") or 1
+    if loads and max(loads) > 0.5 * cores + 0.5:
+        return (
+            f"WARNING: the machine was busy (1-minute load average up to {max(loads):.2f} on {cores} cores): "
+            "timings are noisy, and ratios between engines run at different moments can be off; "
+            "re-run on a quiet machine before citing them."
+        )
+    return None
+
+
 def text(run: Dict[str, Any]) -> str:
     cfg = run["config"]
     b = cfg["budget"]
@@ -351,6 +366,9 @@ def text(run: Dict[str, Any]) -> str:
     if skipped:
         lines += ["", "Skipped (nothing failed; to include them:)"]
         lines += [f"  {e}: {why}" for e, why in skipped]
+    busy = busy_warning(run)
+    if busy:
+        lines += ["", busy]
     lines += ["", f"finished in {run['seconds']:.0f} s"]
     return "\n".join(lines) + "\n"
 
@@ -392,6 +410,9 @@ def markdown(run: Dict[str, Any], plot_path: Optional[str] = None) -> str:
         lines += [f"**Memory (chain of {run['config']['memory_n']:,} ops) and the deepest chain each engine back-propagates**", ""]
         lines += _md_table(MEMORY_HEADERS, rows, "<>>>><")
         lines.append("")
+    busy = busy_warning(run)
+    if busy:
+        lines += [f"> {busy}", ""]
     lines += ["**Targets**", ""]
     lines += [f"- {t['status']}: {t['target']}: {t['detail']}" for t in run["targets"]]
     skipped = [(e, v["reason"]) for e, v in run["engines"].items() if v["status"] == "skipped"]

@@ -119,7 +119,9 @@ def measure(
     """Seconds per round of fn(). One warm-up round (not kept) says how long a round takes;
     then as many rounds as fit in budget['seconds'], within [min_rounds, max_rounds]. setup and
     teardown run outside the timing (a fresh graph before, freeing it after). The garbage
-    collector stays on, as in a user's program (and in pytest-benchmark's default)."""
+    collector stays on, as in a user's program (and in pytest-benchmark's default), but what
+    the process held before is frozen out of it (gc.freeze), so that its cost depends on the
+    workload, not on what else lives in the process (the pytest-benchmark suite does the same)."""
 
     def one_round() -> float:
         if setup is not None:
@@ -132,10 +134,14 @@ def measure(
         return t1 - t0
 
     gc.collect()
-    estimate = one_round()
-    rounds = int(budget["seconds"] / max(estimate, 1e-9))
-    rounds = max(budget["min_rounds"], min(budget["max_rounds"], rounds))
-    return [one_round() for _ in range(rounds)]
+    gc.freeze()
+    try:
+        estimate = one_round()
+        rounds = int(budget["seconds"] / max(estimate, 1e-9))
+        rounds = max(budget["min_rounds"], min(budget["max_rounds"], rounds))
+        return [one_round() for _ in range(rounds)]
+    finally:
+        gc.unfreeze()
 
 
 def summary(times: List[float]) -> Dict[str, Any]:
