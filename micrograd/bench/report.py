@@ -17,6 +17,10 @@ METHODS = {
     "maximum number of rounds; reported: median, min and max of the rounds (time.perf_counter); garbage "
     "collector on, as in a user's program (and pytest-benchmark's default), with the objects that existed "
     "before the measurement frozen out of it (gc.freeze)",
+    "fresh_memory": "building a big graph includes the page faults of touching new memory: when a freed "
+    "graph empties one of CPython's arenas it goes back to the OS, and the next graph maps it again. A "
+    "process whose heap is pinned by long-lived objects (a long pytest session) reuses that memory and "
+    "builds big graphs faster, so each engine runs in a fresh process, where all start alike",
     "gate": "before any timing, each engine computes each workload's output and every parameter gradient, "
     "twice (the second time after the leaves changed), from the same seeded data and weights; these must "
     "equal the pure engine's exactly for this package's engines, and within 1e-9 relative for the others; "
