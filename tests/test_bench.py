@@ -306,6 +306,23 @@ def runner_engines():
     return ENGINES
 
 
+def test_an_engine_whose_process_fails_is_an_error_and_the_exit_code_says_so(monkeypatch, capsys, tmp_path):
+    real_env = runner.child_env
+
+    def broken_env(engine, karpathy_dir):  # both flags set: micrograd refuses to import
+        return dict(real_env(engine, karpathy_dir), MICROGRAD_PUREPYTHON="1", MICROGRAD_REQUIRE_EXTENSION="1")
+
+    monkeypatch.setattr(runner, "child_env", broken_env)
+    out_json = tmp_path / "b.json"
+    rc = cli.main(["--engines", "python", "--workloads", "chain-forward", "--sizes", "10",
+                   "--budget", "0.001", "--no-probes", "--no-progress", "--json", str(out_json)])
+    assert rc == 1
+    assert "this package's engines failed: python" in capsys.readouterr().err
+    python = json.loads(out_json.read_text())["engines"]["python"]
+    assert python["status"] == "error"
+    assert "MICROGRAD_PUREPYTHON and MICROGRAD_REQUIRE_EXTENSION are both set" in python["reason"]
+
+
 def test_quick_is_a_small_configuration():
     quick, full = runner.Config.quick_config(), runner.Config()
     assert max(quick.sizes) < max(full.sizes) and quick.budget["seconds"] < full.budget["seconds"]

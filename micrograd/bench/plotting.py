@@ -25,11 +25,9 @@ COLORS = {  # fixed per engine, so that figures from different runs compare at a
 
 
 def available() -> bool:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def plot(run: Dict[str, Any], path: str) -> None:

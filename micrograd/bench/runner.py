@@ -279,19 +279,26 @@ class Bench:
                     self.progress.note(f"skipped {engine}: {reason}")
                     continue
                 entry["tolerance"] = 0.0 if engine in OURS else PEER_TOLERANCE
-                if engine.startswith("c-"):
-                    self.run_floor(engine, entry)
-                else:
-                    self.run_worker(engine, entry, "time")
-                    chain_ok = entry["gates"].get("chain", {"passed": True})["passed"]
-                    if self.config.probes and entry["status"] == "ok" and chain_ok and engine != "torch-batched":
-                        self.run_worker(engine, entry, "probe")
+                try:
+                    self.run_engine(engine, entry)
+                except Exception as exc:  # one engine's trouble must not lose the others' results
+                    entry.update(status="error", reason=f"{type(exc).__name__}: {exc}")
+                    self.progress.note(f"{engine}: {entry['reason']}")
                 entry["status"] = gate_status(entry)
         finally:
             self.progress.clear()
             if self.workdir:
                 shutil.rmtree(self.workdir, ignore_errors=True)
         return {"engines": self.engines, "results": self.results, "seconds": time.time() - started}
+
+    def run_engine(self, engine: str, entry: Dict[str, Any]) -> None:
+        if engine.startswith("c-"):
+            self.run_floor(engine, entry)
+            return
+        self.run_worker(engine, entry, "time")
+        chain_ok = entry["gates"].get("chain", {"passed": True})["passed"]
+        if self.config.probes and entry["status"] == "ok" and chain_ok and engine != "torch-batched":
+            self.run_worker(engine, entry, "probe")
 
     def add_result(self, engine: str, workload: str, size: Optional[int], **fields: Any) -> None:
         nodes = self.node_count(workload, size)
@@ -333,8 +340,11 @@ class Bench:
             timer.start()
             state: Dict[str, Any] = {"done": False, "depth_ok": 0, "depth_try": None}
             try:
-                proc.stdin.write(json.dumps(self.config_for(engine, mode)))
-                proc.stdin.close()
+                try:
+                    proc.stdin.write(json.dumps(self.config_for(engine, mode)))
+                    proc.stdin.close()
+                except OSError:
+                    pass  # it died at once: its exit code and stderr will say why
                 for line in proc.stdout:
                     self.handle(engine, entry, state, line)
                 rc = proc.wait()
@@ -436,7 +446,12 @@ class Bench:
                 return
             for n in self.config.sizes:
                 self.progress.update(f"{self.step}: chain n={n:,}")
-                out = c_floor.run_floor(exe, "tape-chain", c_floor.chain_tape(n), self.workdir, budget, timeout)
+                try:
+                    out = c_floor.run_floor(exe, "tape-chain", c_floor.chain_tape(n), self.workdir, budget, timeout)
+                except (RuntimeError, ValueError, OSError, subprocess.SubprocessError) as exc:
+                    for w in chains:
+                        self.add_result(engine, w, n, error=str(exc)[:300])
+                    continue
                 for w in chains:
                     self.add_floor_result(engine, w, n, out[w])
 

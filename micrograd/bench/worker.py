@@ -288,10 +288,10 @@ def measure_memory(proto: Protocol, kit: Any, n: int, nodes: int) -> None:
 
         tracemalloc.start()
         t0 = tracemalloc.get_traced_memory()[0]
-        root = workloads.chain(*params, n)
+        alive = [workloads.chain(*params, n)]  # held until the count is read
         result["traced_per_node"] = (tracemalloc.get_traced_memory()[0] - t0) / nodes
         tracemalloc.stop()
-        del root
+        alive.clear()
     proto.emit("memory", **result)
 
 
