@@ -8,6 +8,7 @@ process can load to its ``Value`` class, for side-by-side comparisons in one pro
 """
 from __future__ import annotations
 
+import importlib
 import os
 
 from micrograd import pure
@@ -22,7 +23,9 @@ ENGINES: dict = {"python": pure.Value}
 EXTENSION_ERROR: str | None = None  # why the compiled engine is not loaded, if it is not
 
 try:
-    from micrograd import _engine
+    # By full name: `from micrograd import _engine` would report a missing extension as a
+    # "circular import", since micrograd is still initialising here.
+    _engine = importlib.import_module("micrograd._engine")
 except ImportError as exc:
     if flag("MICROGRAD_REQUIRE_EXTENSION"):
         raise ImportError(
