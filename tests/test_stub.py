@@ -20,8 +20,12 @@ STUB = PACKAGE_DIR / "_engine.pyi"
 # Karpathy's API includes these underscore names: his draw_dot() reads _prev and _op, and the
 # lecture calls _backward() node by node. The other underscore names are implementation.
 KARPATHY_UNDERSCORE_API = {"_prev", "_op", "_backward"}
-# Class machinery that Python or Cython puts on a class: not API.
-CLASS_MACHINERY = {"__dict__", "__doc__", "__module__", "__new__", "__qualname__", "__slots__", "__weakref__"}
+# Class machinery that Python or Cython puts on a class: not API. (__firstlineno__ and
+# __static_attributes__ are new in Python 3.13.)
+CLASS_MACHINERY = {
+    "__dict__", "__doc__", "__firstlineno__", "__module__", "__new__", "__qualname__",
+    "__slots__", "__static_attributes__", "__weakref__",
+}
 
 
 def is_api_name(name: str) -> bool:

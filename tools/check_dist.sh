@@ -177,9 +177,12 @@ EOF
 ) || fail "compiled install from the sdist"
 (cd "$RUNDIR" && "$VENV/bin/micrograd" info)
 
-step "6. pure wheel: MICROGRAD_PUREPYTHON=1 python -m build --wheel <sdist>"
-logged "$WORK/build-pure.log" \
-    env MICROGRAD_PUREPYTHON=1 "$TOOLS/bin/python" -m build --wheel --outdir "$WORK/pure" "$SDIST"
+step "6. pure wheel: MICROGRAD_PUREPYTHON=1 python -m build --wheel, from the unpacked sdist"
+# (recent releases of build also take the .tar.gz itself; the one installed on Python 3.9 wants a directory)
+mkdir -p "$WORK/pure-src"
+tar -xzf "$SDIST" -C "$WORK/pure-src"
+logged "$WORK/build-pure.log" env MICROGRAD_PUREPYTHON=1 \
+    "$TOOLS/bin/python" -m build --wheel --outdir "$WORK/pure" "$WORK"/pure-src/*/
 PURE=$(ls "$WORK"/pure/*.whl)
 echo "pure wheel: $(basename "$PURE")"
 [[ "$(basename "$PURE")" == *-py3-none-any.whl ]] || fail "pure wheel is not tagged py3-none-any"
