@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from typing import TYPE_CHECKING
 
 from micrograd import pure
 
@@ -21,6 +22,10 @@ def flag(name: str) -> bool:
 
 ENGINES: dict = {"python": pure.Value}
 EXTENSION_ERROR: str | None = None  # why the compiled engine is not loaded, if it is not
+
+if flag("MICROGRAD_PUREPYTHON") and flag("MICROGRAD_REQUIRE_EXTENSION"):
+    # A configuration error whatever is built: say so before trying the import.
+    raise ImportError("MICROGRAD_PUREPYTHON and MICROGRAD_REQUIRE_EXTENSION are both set")
 
 try:
     # By full name: `from micrograd import _engine` would report a missing extension as a
@@ -37,13 +42,14 @@ else:
     ENGINES["cython"] = _engine.Value
 
 if flag("MICROGRAD_PUREPYTHON"):
-    if flag("MICROGRAD_REQUIRE_EXTENSION"):
-        raise ImportError("MICROGRAD_PUREPYTHON and MICROGRAD_REQUIRE_EXTENSION are both set")
     BACKEND = "python"
 else:
     BACKEND = "cython" if "cython" in ENGINES else "python"
 
-Value = ENGINES[BACKEND]
+if TYPE_CHECKING:  # both engines have this API (tests/test_stub.py checks the compiled stub)
+    from micrograd.pure import Value
+else:
+    Value = ENGINES[BACKEND]
 
 
 def _restore_value(data: float, grad: float, label: str):

@@ -27,7 +27,8 @@ def _as_float(x: object) -> float:
 class Value:
     """stores a single scalar value and its gradient"""
 
-    __slots__ = ("_data", "_grad", "_prev", "_code", "_aux", "_label", "__weakref__")
+    # No __weakref__: the compiled Value has none either (it would cost 8 bytes a node).
+    __slots__ = ("_data", "_grad", "_prev", "_code", "_aux", "_label")
 
     def __init__(
         self,

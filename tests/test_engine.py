@@ -322,3 +322,16 @@ def test_pickle_gives_a_leaf(engine):
     v.grad = -1.0
     w = pickle.loads(pickle.dumps((v * 2)._prev[0]))
     assert (w.data, w.grad, w.label, w._prev) == (2.5, -1.0, "w", ())
+
+
+def test_same_object_model_in_both_engines(both_engines):
+    # Neither engine's Value takes weak references or new attributes (the compiled node has no
+    # room for them, and the pure one is kept alike rather than 8 bytes a node heavier).
+    import weakref
+
+    for Value in both_engines:
+        v = Value(1.0)
+        with pytest.raises(TypeError):
+            weakref.ref(v)
+        with pytest.raises(AttributeError):
+            v.extra = 1
