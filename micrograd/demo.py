@@ -9,6 +9,7 @@ final accuracy, estimates how long the pure-Python engine would take for the sam
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -261,6 +262,7 @@ def plot_boundary(model: MLP, X: List[List[float]], y: List[int], path: str, tit
     ax.set_title(title, fontsize=10)
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)  # --plot out/boundary.png
     fig.savefig(path)
 
 

@@ -233,7 +233,7 @@ def test_without_matplotlib_the_demo_says_what_to_install(monkeypatch, capsys, t
 
 def test_demo_draws_the_decision_boundary(tmp_path, capsys):
     pytest.importorskip("matplotlib", reason="matplotlib not installed: the optional picture is skipped")
-    path = tmp_path / "boundary.png"
+    path = tmp_path / "new-folder" / "boundary.png"  # a folder that does not exist yet
     args = ["--steps", "2", "--samples", "10", "--hidden", "4", "--no-estimate", "--quiet", "--plot", str(path)]
     assert demo.main(args) == 0
     assert f"decision boundary written to {path}" in capsys.readouterr().out
