@@ -46,6 +46,14 @@ if flag("MICROGRAD_PUREPYTHON"):
 else:
     BACKEND = "cython" if "cython" in ENGINES else "python"
 
+VALUE_TYPES = tuple(ENGINES.values())  # every loaded engine's Value class
+
+
+def is_value(obj: object) -> bool:
+    """True for a Value of any engine loaded in this process."""
+    return isinstance(obj, VALUE_TYPES)
+
+
 if TYPE_CHECKING:  # both engines have this API (tests/test_stub.py checks the compiled stub)
     from micrograd.pure import Value
 else:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 from micrograd import _ops
+from micrograd.engine import is_value
 from micrograd.graph import apply_op, check_value, index_of, node_name, topological_order
 
 Value = Any  # a Value of either engine
@@ -108,7 +109,7 @@ def gradcheck(
     from the leaf Values ``inputs``. ``eps`` is the finite-difference step.
     """
     eps, rtol, atol = (_positive(name, x) for name, x in (("eps", eps), ("rtol", rtol), ("atol", atol)))
-    if callable(f) and not _is_value(f):
+    if callable(f) and not is_value(f):
         if inputs is None:
             raise TypeError("gradcheck(f, inputs): a function needs the list of input Values it takes")
         names, data, analytic, numeric = _check_function(f, list(inputs), eps)
@@ -117,12 +118,6 @@ def gradcheck(
         names, data, analytic, numeric = _check_graph(f, None if inputs is None else list(inputs), eps)
     checks = tuple(_compare(*row, rtol=rtol, atol=atol) for row in zip(names, data, analytic, numeric))
     return GradcheckResult(checks=checks, eps=eps, rtol=rtol, atol=atol)
-
-
-def _is_value(obj: object) -> bool:
-    from micrograd.engine import ENGINES
-
-    return isinstance(obj, tuple(ENGINES.values()))
 
 
 def _positive(name: str, x: object) -> float:
@@ -211,7 +206,7 @@ def _check_function(f: Callable[..., Value], inputs: Sequence[Value], eps: float
         for x in inputs:
             x.grad = 0.0
         out = f(*inputs)
-        if not _is_value(out):
+        if not is_value(out):
             raise TypeError(f"gradcheck: f must return a micrograd Value, not {type(out).__name__!r}")
         out.backward()
         analytic = [x.grad for x in inputs]

@@ -12,16 +12,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from micrograd import _ops
+from micrograd import _ops, pure
+from micrograd.engine import is_value
 
 Value = Any  # a Value of either engine
 
 
 def check_value(obj: object, who: str) -> None:
     """TypeError unless ``obj`` is a Value of one of the loaded engines."""
-    from micrograd.engine import ENGINES
-
-    if not isinstance(obj, tuple(ENGINES.values())):
+    if not is_value(obj):
         raise TypeError(f"{who} expects a micrograd Value, not {type(obj).__name__!r}")
 
 
@@ -33,20 +32,9 @@ def topological_order(root: Value) -> list[Value]:
     backward pass exactly. Nodes are told apart by identity, never by ``==``.
     """
     check_value(root, "topological_order")
-    order: list[Value] = []
-    seen = {id(root)}
-    stack = [(root, iter(root._prev))]
-    while stack:
-        node, children = stack[-1]
-        for child in children:
-            if id(child) not in seen:
-                seen.add(id(child))
-                stack.append((child, iter(child._prev)))
-                break
-        else:
-            stack.pop()
-            order.append(node)
-    return order
+    # The pure engine's own sort: it reads only ``_prev`` and hashes nodes, and a Value of
+    # either engine hashes by identity, so it serves both.
+    return pure._topological_order(root)
 
 
 def index_of(order: list[Value]) -> dict[int, int]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from micrograd.engine import ENGINES
+from micrograd.engine import is_value
 
 State = Dict[str, Any]
 
@@ -236,10 +236,9 @@ def _check_params(params: Iterable[Any]) -> List[Any]:
     params = list(params)
     if not params:
         raise ValueError("optimizer got an empty parameter list")
-    value_types = tuple(ENGINES.values())
     seen = set()
     for p in params:
-        if not isinstance(p, value_types):
+        if not is_value(p):
             raise TypeError(f"optimizer params must be micrograd Values, not {type(p).__name__!r}")
         if id(p) in seen:
             raise ValueError("a parameter appears more than once in params; each would be updated twice per step")
