@@ -131,34 +131,21 @@ class Value:
         a._grad += (1.0 - t * t) * out._grad
 
     def exp(self) -> Value:
-        x = self._data
-        try:
-            return _node(math.exp(x), EXP, (self,))
-        except OverflowError:
-            raise _ops.exp_error(x) from None
+        return _node(_checked_exp(self._data), EXP, (self,))
 
     def _exp_backward(out: Value) -> None:
         (a,) = out._prev
         a._grad += out._data * out._grad
 
     def log(self) -> Value:
-        x = self._data
-        if x <= 0.0:
-            raise _ops.log_error(x)
-        return _node(math.log(x), LOG, (self,))
+        return _node(_checked_log(self._data), LOG, (self,))
 
     def _log_backward(out: Value) -> None:
         (a,) = out._prev
         a._grad += _c_div(out._grad, a._data)
 
     def sigmoid(self) -> Value:
-        x = self._data
-        if x >= 0.0:
-            s = 1.0 / (1.0 + math.exp(-x))
-        else:  # exp(-x) could overflow here; this form cannot
-            e = math.exp(x)
-            s = e / (1.0 + e)
-        return _node(s, SIGMOID, (self,))
+        return _node(_sigmoid(self._data), SIGMOID, (self,))
 
     def _sigmoid_backward(out: Value) -> None:
         (a,) = out._prev
@@ -291,6 +278,29 @@ def _checked_pow(x: float, k: float) -> float:
         return math.pow(x, k)  # the platform pow(), as the compiled engine calls it
     except OverflowError:
         raise _ops.pow_error(x, k) from None
+
+
+def _checked_exp(x: float) -> float:
+    """exp(x), or OverflowError naming the op and value where the result is too large."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        raise _ops.exp_error(x) from None
+
+
+def _checked_log(x: float) -> float:
+    """log(x), or ValueError naming the op and value where x is not positive."""
+    if x <= 0.0:
+        raise _ops.log_error(x)
+    return math.log(x)
+
+
+def _sigmoid(x: float) -> float:
+    """1 / (1 + exp(-x)), in a form that never overflows."""
+    if x >= 0.0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)  # for x < 0, exp(-x) could overflow; this form cannot
+    return e / (1.0 + e)
 
 
 def _c_pow(x: float, k: float) -> float:

@@ -35,7 +35,7 @@ import threading
 from array import array
 from typing import Any, List, Tuple
 
-from micrograd import _ops, pure
+from micrograd import pure
 from micrograd._ops import ADD, EXP, LEAF, LOG, MUL, POW, POWC, RELU, SIGMOID, TANH
 
 # The ops a tape can replay. A test checks that it covers micrograd._ops.OPS, so that a new op
@@ -366,20 +366,11 @@ class PythonTape:
             elif c == TANH:
                 r = math.tanh(x)
             elif c == EXP:
-                try:
-                    r = math.exp(x)
-                except OverflowError:
-                    raise _ops.exp_error(x) from None
+                r = pure._checked_exp(x)
             elif c == LOG:
-                if x <= 0.0:
-                    raise _ops.log_error(x)
-                r = math.log(x)
+                r = pure._checked_log(x)
             else:  # SIGMOID
-                if x >= 0.0:
-                    r = 1.0 / (1.0 + math.exp(-x))
-                else:
-                    e = math.exp(x)
-                    r = e / (1.0 + e)
+                r = pure._sigmoid(x)
             data[i] = r
 
     def _backward_interior(self, grad: array) -> None:
