@@ -70,17 +70,21 @@ class Optimizer:
     buffers: Tuple[str, ...] = ()
     nonnegative_buffers: Tuple[str, ...] = ()  # second moments: a negative entry is corrupt state
 
-    def __init__(self, params: Iterable[Any], **hyperparameters: Any) -> None:
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, **hyperparameters: Any) -> None:
         self.params = _check_params(params)
-        for name, value in self._check_hyperparameters(hyperparameters).items():
+        for name, value in self._check_hyperparameters(dict(hyperparameters, lr=lr)).items():
             setattr(self, name, value)
         self.last_loop: Optional[str] = None  # 'c' or 'python': the loop the last step()/zero_grad() ran
         self._pointers: Any = None  # the C loop's pointer arrays for self.params, made on first use
 
     # -- checks shared by the constructor, step() and load_state_dict() ----------------------
     def _check_hyperparameters(self, values: Dict[str, Any]) -> Dict[str, Any]:
-        """The hyperparameters normalised (floats, bools, a tuple of floats), or an error."""
-        raise NotImplementedError
+        """The hyperparameters normalised (floats, bools, a tuple of floats), or an error.
+        Subclasses check all of theirs; this base checks the learning rate only."""
+        checked = dict(values)
+        if "lr" in checked:
+            checked["lr"] = _at_least("learning rate", checked["lr"], 0.0)
+        return checked
 
     def _hyperparameters(self) -> Dict[str, Any]:
         return self._check_hyperparameters({name: getattr(self, name) for name in self.hyperparameters})
@@ -205,7 +209,7 @@ class SGD(Optimizer):
         maximize: bool = False,
     ) -> None:
         super().__init__(
-            params, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov,
+            params, lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov,
             maximize=maximize,
         )
         self.momentum_buffer: Optional[array] = None  # made on the first step, as torch does
@@ -282,7 +286,7 @@ class Adam(Optimizer):
         decoupled_weight_decay: bool = False,
     ) -> None:
         super().__init__(
-            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
+            params, lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
             decoupled_weight_decay=decoupled_weight_decay,
         )
         self.step_count = 0

@@ -200,3 +200,28 @@ def test_loaded_state_gets_normalised_numbers(engine):
     assert (fresh.lr, fresh.step_count, list(fresh.exp_avg)) == (0.5, 7, [0.5, 1.0, 2.0])
     assert type(fresh.lr) is float and type(fresh.step_count) is int
     json.dumps(fresh.state_dict())
+
+
+def test_an_optimizer_of_your_own_gets_the_base_checks(engine):
+    class Plain(optim.Optimizer):
+        hyperparameters = ("lr",)
+
+        def step(self):
+            for p in self.params:
+                p.data -= self.lr * p.grad
+
+    with pytest.raises(ValueError, match="Invalid learning rate: -1"):
+        Plain([engine(1.0)], -1)
+    params = [engine(1.0), engine(2.0)]
+    opt = Plain(params, 0.5)
+    for p in params:
+        p.grad = 2.0
+    opt.step()
+    assert [p.data for p in params] == [0.0, 1.0]
+    opt.zero_grad()
+    assert [p.grad for p in params] == [0.0, 0.0]
+    assert opt.state_dict() == {"lr": 0.5}
+    with pytest.raises(TypeError, match="learning rate must be a number"):
+        opt.load_state_dict({"lr": "x"})
+    opt.load_state_dict({"lr": 0.25})
+    assert opt.lr == 0.25
