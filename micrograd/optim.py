@@ -180,9 +180,15 @@ class Optimizer:
         state["_pointers"] = None  # C pointers are rebuilt on first use, never pickled
         return state
 
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_pointers", None)  # pickled by a version without the C loops
+        self.__dict__.setdefault("last_loop", None)
+
     def __repr__(self) -> str:
         settings = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.hyperparameters)
         return f"{type(self).__name__}({len(self.params)} parameters, {settings})"
+
 
 class SGD(Optimizer):
     """Stochastic gradient descent, as ``torch.optim.SGD``::
