@@ -105,7 +105,6 @@ def collect(compiler: Optional[str] = None, compiler_version: Optional[str] = No
         "micrograd_fast": micrograd.__version__,
         "micrograd_engines": list(micrograd.ENGINES),
         "extension": extension_info(),
-        "has_tape": hasattr(micrograd, "Tape"),
         "torch": package_version("torch"),
         "env": {k: v for k, v in os.environ.items() if k.startswith("MICROGRAD_") or k in ("CC", "CFLAGS", "PYTHONHASHSEED")},
     }
