@@ -4,9 +4,11 @@ This module imports only the standard library at load time, never ``micrograd``:
 inside the subprocess of Karpathy's original micrograd, whose package has the same import name.
 An engine is reached through a *kit* (how to make a leaf, read a grad, run backward, ...). This
 package's engines build the workloads with the package's own ``nn.MLP`` and ``losses``
-(``package_kit``, which imports them when called); the peers cannot import them, so the few
-lines they need instead are here: the demo's loss (``demo_loss``) for Karpathy's engine and
-PyTorch, and an MLP over 0-d tensors (``ScalarMLP``) for PyTorch, which has no scalar nn.
+(``package_kit``, which imports them when called), and PyTorch's kit uses ``micrograd.losses``
+on its tensors. What cannot come from the package is here, small: the demo's loss
+(``demo_loss``) for Karpathy's engine, whose subprocess cannot import this package (his has
+the same name), and an MLP over 0-d tensors (``ScalarMLP``) for PyTorch, as ``nn.MLP`` makes
+this package's Values.
 PyTorch's kits import torch only when they are made.
 
 Every workload is deterministic: the data, the initial weights and the leaves come from fixed
@@ -149,7 +151,8 @@ class TorchScalarKit(ValueKit):
         import torch
 
         torch.set_num_threads(1)
-        super().__init__(name, Value=None)
+        # Its subprocess can import this package: the loss is micrograd.losses' (on tensors).
+        super().__init__(name, Value=None, loss=package_loss)
         self.torch = torch
 
     def leaf(self, x: float) -> Any:
