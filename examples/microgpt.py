@@ -413,9 +413,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"positions); {args.steps} steps in {tape_s:.1f} s ({tape_s / args.steps * 1e3:.1f} ms/step), "
               f"{per_step * args.steps / tape_s:.1f}x eager's speed; {same}")
 
-    rng = random.Random(args.seed)
-    print(f"{args.samples} new names (temperature {args.temperature}):")
-    print(", ".join(sample(model, tok, rng, args.temperature) for _ in range(args.samples)))
+    if args.samples:
+        rng = random.Random(args.seed)
+        print(f"{args.samples} new {'name' if args.samples == 1 else 'names'} (temperature {args.temperature}):")
+        print(", ".join(sample(model, tok, rng, args.temperature) for _ in range(args.samples)))
     return 0
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import random
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -99,6 +101,20 @@ def test_the_command_trains_compares_replays_and_samples(microgpt, capsys):
         assert "DIFFERENT" not in out
     assert "the same losses as eager, bit for bit" in out
     assert "2 new names (temperature 0.5):" in out
+
+
+def test_the_script_runs_as_documented(tmp_path):
+    """`python examples/microgpt.py` from anywhere: it finds the package (installed, or the
+    source tree beside the examples folder)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "microgpt.py"), "--steps", "2", "--pure-steps", "1", "--samples", "1",
+         "--n-embd", "4", "--n-head", "1", "--block-size", "4"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 new name (temperature 0.5):" in done.stdout
+    assert "step 2/2: tape" in done.stderr  # not a terminal: plain progress lines
 
 
 def test_the_command_rejects_heads_that_do_not_divide_the_embedding(microgpt):
