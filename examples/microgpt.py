@@ -22,11 +22,12 @@ It shows three ways to train the same model:
 The data (examples/data/names.txt) are the first names of the 1990 US Census, public domain;
 examples/data/make_names.py says how the file was made.
 
-Two choices differ from Karpathy's code, both for the tape. Softmax does not subtract the
-largest logit: that maximum is a number read from the data, and a tape would freeze it at
-capture, so eager and replayed steps would round differently (the logits of this small model
-stay far below exp's overflow at 709). And the loss of a position is ``logsumexp(z) - z[t]``
-instead of ``-log(softmax(z)[t])``: the same value, with fewer nodes.
+Where this differs from Karpathy's code: softmax does not subtract the largest logit, because
+that maximum is a number read from the data, which a tape would freeze at capture, so eager and
+replayed steps would round differently (the logits of this small model stay far below exp's
+overflow at 709); the loss of a position is ``logsumexp(z) - z[t]`` rather than
+``-log(softmax(z)[t])``, the same value with fewer nodes; and Adam is ``micrograd.optim.Adam``,
+PyTorch's arrangement of his update.
 """
 from __future__ import annotations
 
