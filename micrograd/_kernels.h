@@ -7,8 +7,8 @@
  *
  * Each op has a forward function and its local derivatives, side by side. Every backward rule
  * is `operand.grad += local * out.grad`, operands in order (microgpt's `_local_grads`). The
- * two dispatchers at the end, mg_forward and mg_local_grads, switch over the op codes and
- * return MG_UNKNOWN_OP for a code they do not know: never another op's formula.
+ * dispatchers at the end (mg_forward, mg_local_grads, mg_backward) switch over the op codes
+ * and return MG_UNKNOWN_OP for a code they do not know: never another op's formula.
  *
  * To add an op: docs/adding-an-op.md.
  */
@@ -140,6 +140,26 @@ static inline int mg_local_grads(int op, double x, double y, double out, double 
     case MG_LOG: *da = mg_log_da(x); return MG_OK;
     case MG_SIGMOID: *da = mg_sigmoid_da(out); return MG_OK;
     case MG_ABS: *da = mg_abs_da(x); return MG_OK;
+    default: return MG_UNKNOWN_OP;
+    }
+}
+
+/* One node's backward, as the engines' loops run it: *ga += d(out)/da * g, then (binary ops)
+   *gb += d(out)/db * g, with the local derivatives of mg_local_grads (mul's are y and x;
+   add's are 1, and 1 * g is g). ga and gb may be the same place (a * a): the two additions
+   happen in that order. MG_OK, or MG_UNKNOWN_OP (the leaf included). */
+static inline int mg_backward(int op, double x, double y, double out, double g, double *ga, double *gb) {
+    switch (op) {
+    case MG_ADD: *ga += g; *gb += g; return MG_OK;
+    case MG_MUL: *ga += y * g; *gb += x * g; return MG_OK;
+    case MG_POWC: *ga += mg_pow_da(x, y) * g; return MG_OK;
+    case MG_POW: *ga += mg_pow_da(x, y) * g; *gb += mg_pow_dk(x, y, out) * g; return MG_OK;
+    case MG_RELU: *ga += mg_relu_da(out) * g; return MG_OK;
+    case MG_TANH: *ga += mg_tanh_da(out) * g; return MG_OK;
+    case MG_EXP: *ga += out * g; return MG_OK;
+    case MG_LOG: *ga += mg_log_da(x) * g; return MG_OK;
+    case MG_SIGMOID: *ga += mg_sigmoid_da(out) * g; return MG_OK;
+    case MG_ABS: *ga += mg_abs_da(x) * g; return MG_OK;
     default: return MG_UNKNOWN_OP;
     }
 }

@@ -76,9 +76,10 @@ def apply_op(node: Value, operands: list[Value]) -> Value:
 
 
 def by_op(nodes: Iterable[Value]) -> dict[str, int]:
-    """How many of ``nodes`` each op made, leaves under ``"leaf"``; most common first, ties
+    """How many of ``nodes`` each op made, leaves under ``"leaf"`` (and nodes built by hand with
+    no _op, as microgpt's, under ``"hand-built"``); most common first, ties
     in symbol order, so printing it is deterministic."""
-    counts = Counter(node._op or "leaf" for node in nodes)
+    counts = Counter(node._op or ("leaf" if is_leaf(node) else "hand-built") for node in nodes)
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 

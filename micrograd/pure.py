@@ -246,21 +246,25 @@ def _operands(node: Value) -> tuple:
     return kids[0]._data, (kids[1]._data if len(kids) > 1 else node._aux)
 
 
-def _op_rule(grads: Callable[[float, float, float], tuple]) -> Callable[[Value], None]:
-    """The backward step of an op whose local derivatives ``grads`` gives: child.grad +=
-    local * out.grad, children in order (the local derivatives are all taken first)."""
+def _op_rule(code: int) -> Callable[[Value], None]:
+    """The backward step of op ``code``: child.grad += local * out.grad, children in order, the
+    local derivatives (all taken first) from the op's kernel."""
+    grads = kernels.KERNELS[code].grads
 
-    def step(out: Value) -> None:
-        kids = out._prev
-        g = out._grad
-        a = kids[0]
-        if len(kids) == 2:
-            b = kids[1]
+    if _ops.OPS[code].arity == 2:
+
+        def step(out: Value) -> None:
+            a, b = out._prev
+            g = out._grad
             da, db = grads(a._data, b._data, out._data)
             a._grad += da * g
             b._grad += db * g
-        else:
-            a._grad += grads(a._data, out._aux, out._data)[0] * g
+
+    else:
+
+        def step(out: Value) -> None:
+            (a,) = out._prev
+            a._grad += grads(a._data, out._aux, out._data)[0] * out._grad
 
     return step
 
@@ -284,7 +288,7 @@ class _Steps(dict):
         raise _ops.unknown_op(code)
 
 
-_STEPS = _Steps({code: _op_rule(kernel.grads) for code, kernel in kernels.KERNELS.items()})
+_STEPS = _Steps({code: _op_rule(code) for code in kernels.KERNELS})
 _STEPS[LEAF] = lambda out: None
 _STEPS[CUSTOM] = _custom_step
 _STEPS[LOCAL_GRADS] = _local_grads_step

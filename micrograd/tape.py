@@ -371,7 +371,10 @@ class PythonTape:
         for i in range(len(grad) - 1, n_leaves - 1, -1):
             j = i - n_leaves
             c, ia, ib, g = code[j], a[j], b[j], grad[i]
-            local = grads[c](data[ia], consts[ib] if c == POWC else data[ib], data[i])
+            if c == POWC:
+                grad[ia] += grads[c](data[ia], consts[ib], data[i])[0] * g
+                continue
+            local = grads[c](data[ia], data[ib], data[i])
             grad[ia] += local[0] * g
             if len(local) == 2:
                 grad[ib] += local[1] * g

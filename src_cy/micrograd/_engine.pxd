@@ -11,11 +11,12 @@ cdef enum:
 
 @cython.final
 cdef class Value:
+    # In this order so that what a graph walk reads (children, mark, code) is close together.
     cdef double _data
     cdef double _grad
-    cdef double _aux            # the exponent of a powc node
     cdef PyObject *_a           # the first two children, owned references (NULL when absent)
     cdef PyObject *_b
     cdef unsigned long long _mark  # the epoch of the last graph walk that visited it
     cdef int code               # an op code (MG_*), or CUSTOM / LOCAL_GRADS
+    cdef double _aux            # the exponent of a powc node
     cdef object _extra          # None, the label (a str), or a _HandBuilt: label and hand-built state

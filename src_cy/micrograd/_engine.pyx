@@ -257,19 +257,17 @@ cdef class Value:
 
     def backward(self):
         """Set this node's grad to 1 and accumulate d(self)/d(node) into every node below it."""
-        cdef Py_ssize_t n, i, hand_built = 0
-        cdef PyObject **topo = _topological_order(self, &n, &hand_built)
+        cdef Py_ssize_t n, i
+        cdef PyObject **topo = _topological_order(self, &n)
         if topo == NULL:
             raise MemoryError("Value.backward: out of memory sorting the graph")
         self._grad = 1.0
-        if hand_built:
-            _backward_with_python(topo, n)  # frees topo
-            return
         for i in range(n - 1, -1, -1):
-            if _backward_step(topo[i]) != MG_OK:
-                code = (<Value>topo[i]).code
-                free(topo)
-                raise _ops.unknown_op(code)
+            if (<Value>topo[i]).code >= CUSTOM or _backward_step(topo[i]) != MG_OK:
+                # A node built by hand (or a bug): go on in the loop that runs those, from this
+                # node down (the nodes above are done).
+                _backward_with_python(topo, i + 1)  # frees topo
+                return
         free(topo)
 
     # -- composite ops: built from the ones above, exactly as Karpathy's (and pure.py's) are ---
@@ -444,22 +442,18 @@ cdef inline int _rule_step(PyObject *node, int code) noexcept:
     """One chain-rule step of op `code` at node: child.grad += local * node.grad, children in
     order. MG_OK, or MG_UNKNOWN_OP (leaves and hand-built nodes included: not ops).
     Nodes are reached through casts of borrowed pointers (the graph keeps them alive), which
-    Cython compiles to plain struct accesses: no reference counting in the hot loop. Hence
-    also `x._grad = x._grad + d` rather than `x._grad += d`, which would take a reference."""
+    Cython compiles to plain struct accesses: no reference counting in the hot loop."""
     cdef PyObject *a = (<Value>node)._a
     cdef PyObject *b = (<Value>node)._b
-    cdef double g = (<Value>node)._grad, da, db = 0.0
-    cdef double y = (<Value>b)._data if b != NULL else (<Value>node)._aux
-    cdef int rc = mg_local_grads(code, (<Value>a)._data, y, (<Value>node)._data, &da, &db)
-    if rc != MG_OK:
-        return rc
-    (<Value>a)._grad = (<Value>a)._grad + da * g
     if b != NULL:
-        (<Value>b)._grad = (<Value>b)._grad + db * g
-    return MG_OK
+        return mg_backward(code, (<Value>a)._data, (<Value>b)._data, (<Value>node)._data,
+                           (<Value>node)._grad, &(<Value>a)._grad, &(<Value>b)._grad)
+    return mg_backward(code, (<Value>a)._data, (<Value>node)._aux, (<Value>node)._data,
+                       (<Value>node)._grad, &(<Value>a)._grad, NULL)
 
 
 cdef inline int _backward_step(PyObject *node) noexcept:
+    """_rule_step with node's own code; node must not be a leaf or built by hand (no child)."""
     return _rule_step(node, (<Value>node).code)
 
 
@@ -497,7 +491,7 @@ cdef int _backward_with_python(PyObject **topo, Py_ssize_t n) except -1:
             elif code == MG_LEAF:
                 pass  # re-initialised as a leaf by a Python backward during this pass
             elif _backward_step(topo[i]) != MG_OK:
-                raise _ops.unknown_op(code)
+                raise _ops.unknown_op(code)  # no op of micrograd._ops.OPS: a bug
     finally:
         node = None
         for i in range(n):
@@ -513,7 +507,7 @@ cdef inline PyObject *_child(PyObject *node, Py_ssize_t k) noexcept:
         return (<Value>node)._a
     if k == 1:
         return (<Value>node)._b
-    if (<Value>node).code != CUSTOM and (<Value>node).code != LOCAL_GRADS:
+    if (<Value>node).code < CUSTOM:  # only nodes built by hand have more than two
         return NULL
     return _more_child(<Value>node, k - 2)
 
@@ -531,11 +525,10 @@ ctypedef struct Frame:
     Py_ssize_t next_child
 
 
-cdef PyObject **_topological_order(Value root, Py_ssize_t *count, Py_ssize_t *hand_built):
+cdef PyObject **_topological_order(Value root, Py_ssize_t *count):
     """Interior nodes below root, children before parents: the post-order of a depth-first
     search visiting children in _prev order, as pure._topological_order (leaves are left out:
-    their backward does nothing). Counts the nodes built by hand into hand_built[0]. Returns a
-    malloc'd array (caller frees), NULL on no memory."""
+    their backward does nothing). Returns a malloc'd array (caller frees), NULL on no memory."""
     global _epoch
     _epoch += 1
     cdef unsigned long long epoch = _epoch
@@ -585,8 +578,6 @@ cdef PyObject **_topological_order(Value root, Py_ssize_t *count, Py_ssize_t *ha
                     topo = <PyObject **>grown
                 topo[n] = top.node
                 n += 1
-                if (<Value>top.node).code >= CUSTOM:
-                    hand_built[0] += 1
     free(stack)
     count[0] = n
     return topo

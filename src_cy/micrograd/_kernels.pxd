@@ -30,3 +30,4 @@ cdef extern from "_kernels.h" nogil:
     int mg_arity(int op)
     int mg_forward(int op, double x, double y, double *out)
     int mg_local_grads(int op, double x, double y, double out, double *da, double *db)
+    int mg_backward(int op, double x, double y, double out, double g, double *ga, double *gb)

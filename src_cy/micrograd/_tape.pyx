@@ -462,8 +462,9 @@ cdef class CompiledTape:
         cdef const int32_t *b = self.b
         cdef const double *consts = self.consts
         cdef Py_ssize_t n_leaves = self.n_leaves, j = self.n_interior - 1, i
-        cdef double g, y, da, db
-        cdef int32_t ia, ib
+        cdef double y
+        cdef double *gb
+        cdef int32_t ib
         cdef uint8_t c
         memset(grad + n_leaves, 0, self.n_interior * sizeof(double))
         grad[n_leaves + self.n_interior - 1] = 1.0
@@ -473,15 +474,15 @@ cdef class CompiledTape:
                 j = _backward_pairs(data, grad, a, b, code, n_leaves, j)
                 continue
             i = n_leaves + j
-            g = grad[i]
-            ia = a[j]
             ib = b[j]
-            y = consts[ib] if c == MG_POWC else data[ib]
-            if mg_local_grads(c, data[ia], y, data[i], &da, &db) != MG_OK:
+            if c == MG_POWC:  # b indexes the exponents
+                y = consts[ib]
+                gb = NULL
+            else:  # b's slot (unused by one-operand ops)
+                y = data[ib]
+                gb = &grad[ib]
+            if mg_backward(c, data[a[j]], y, data[i], grad[i], &grad[a[j]], gb) != MG_OK:
                 return i
-            grad[ia] += da * g
-            if mg_arity(c) == 2:
-                grad[ib] += db * g
             j -= 1
         return NO_ERROR
 
