@@ -197,6 +197,8 @@ def random_graph(Value, seed, n_ops=40):
         lambda a, b: (a * 0.3).exp(), lambda a, b: (a * a + 0.5).log(), lambda a, b: a.sigmoid(),
         lambda a, b: abs(a - b), lambda a, b: (a * a + 0.1) ** b.sigmoid(), lambda a, b: a**2,
         lambda a, b: a / (b * b + 1), lambda a, b: Value(a.data * 2, (a, b), (2.0, 0.0)),
+        lambda a, b: Value(a.data + b.data, (a, b.tanh(), a, b), (1.0, 0.5, 1.0, 0.25)),
+        lambda a, b: Value(a.data - b.data, (b, a, a * b), [-1.0, 1.0, 0.0]),
     ]
     for _ in range(n_ops):
         nodes.append(rng.choice(ops)(rng.choice(nodes), rng.choice(nodes)))
@@ -263,3 +265,17 @@ def test_a_hand_built_node_with_no_children_runs_its_backward(engine):
     c._backward = lambda: calls.append(1)
     (c * 2).backward()
     assert calls == [1] and side.grad == 0.0
+    leaf = engine(3.0)  # a leaf given a backward is no longer a leaf
+    leaf._backward = lambda: calls.append(2)
+    (leaf + 1).backward()
+    assert calls == [1, 2] and leaf._prev == () and leaf._op == ""
+
+
+def test_a_deep_chain_of_hand_built_nodes_backpropagates_and_frees(engine):
+    x = engine(1.0)
+    v = x
+    for _ in range(100_000):
+        v = engine(v.data, (v, x, v), (0.5, 0.0, 0.5))
+    v.backward()
+    assert x.grad == 1.0
+    del v  # freed in a loop, not by recursion

@@ -4,9 +4,12 @@ cimport cython
 
 # Kinds of node built by hand (not ops): must equal micrograd._ops.CUSTOM and LOCAL_GRADS
 # (checked when _engine loads). The op codes are micrograd/_kernels.h's MG_* (_kernels.pxd).
+# LINK: a node the engine adds, never shown, to chain the children of a node built by hand
+# with more than two (see _engine.pyx, _links).
 cdef enum:
     CUSTOM = 64
     LOCAL_GRADS = 65
+    LINK = 66
 
 
 @cython.final
@@ -14,7 +17,7 @@ cdef class Value:
     # In this order so that what a graph walk reads (children, mark, code) is close together.
     cdef double _data
     cdef double _grad
-    cdef PyObject *_a           # the first two children, owned references (NULL when absent)
+    cdef PyObject *_a           # the children, owned references (NULL when absent; see _links)
     cdef PyObject *_b
     cdef unsigned long long _mark  # the epoch of the last graph walk that visited it
     cdef int code               # an op code (MG_*), or CUSTOM / LOCAL_GRADS

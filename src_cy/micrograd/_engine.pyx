@@ -10,8 +10,9 @@ accumulate in the pure engine's order, so both engines give identical bits.
 
 Nodes built by hand (``Value(data, children, '<op>')`` with a Python ``_backward``, or
 ``Value(data, children, local_grads)``) keep their extra state in a ``_HandBuilt`` in the
-object field; a backward pass through a graph holding a Python ``_backward`` takes the slower
-loop that calls it (and holds a reference to every node while Python code runs).
+object field; a backward pass that meets one goes on in a slower loop that runs them (and
+holds a reference to every node while Python code runs). Their children are linked through
+``_a``/``_b`` like an op's, so that the graph walks stay two-pointer loops (see ``_links``).
 
 Memory: nodes are not tracked by the cyclic garbage collector (a node only points at nodes
 made before it: ``__init__`` refuses children that would make a cycle), which keeps a node at
@@ -59,7 +60,7 @@ cdef class _HandBuilt:
     cdef str op                 # its _op string
     cdef object backward        # the Python function assigned to _backward, or None
     cdef tuple local_grads      # LOCAL_GRADS nodes: one float per child
-    cdef tuple more             # children after the first two (or None)
+    cdef tuple children         # all its children, in order
 
 
 @cython.no_gc
@@ -88,18 +89,20 @@ cdef class Value:
         # is re-initialised might be: refuse what would close a cycle.
         if kids and Py_REFCNT(<PyObject *>self) > 1 and _reaches(kids, self):
             raise _ops.creates_cycle(self, kids)
+        links = kids
         if code != MG_LEAF:
-            extra = _hand_built(extra, op, None, grads, kids[2:] if len(kids) > 2 else None)
+            extra = _hand_built(extra, op, None, grads, kids)
+            links = _links(kids)
         # assign
         cdef PyObject *old_a = self._a
         cdef PyObject *old_b = self._b
         self._a = self._b = NULL
-        if len(kids) > 0:
-            Py_INCREF(kids[0])
-            self._a = <PyObject *>kids[0]
-        if len(kids) > 1:
-            Py_INCREF(kids[1])
-            self._b = <PyObject *>kids[1]
+        if len(links) > 0:
+            Py_INCREF(links[0])
+            self._a = <PyObject *>links[0]
+        if len(links) > 1:
+            Py_INCREF(links[1])
+            self._b = <PyObject *>links[1]
         self._data = d
         self._grad = 0.0
         self._aux = 0.0
@@ -163,12 +166,12 @@ cdef class Value:
 
     @property
     def _prev(self):
+        if self.code >= CUSTOM:
+            return (<_HandBuilt>self._extra).children
         if self._a == NULL:
             return ()
         if self._b == NULL:
             return (<Value>self._a,)
-        if (self.code == CUSTOM or self.code == LOCAL_GRADS) and (<_HandBuilt>self._extra).more:
-            return (<Value>self._a, <Value>self._b) + (<_HandBuilt>self._extra).more
         return (<Value>self._a, <Value>self._b)
 
     @property
@@ -249,11 +252,13 @@ cdef class Value:
         _ops.python_backward(fn)
         cdef _HandBuilt h
         if self.code != CUSTOM and self.code != LOCAL_GRADS:
-            self._extra = _hand_built(self._extra, self._op, None, None, None)
+            self._extra = _hand_built(self._extra, self._op, None, None, self._prev)
         h = <_HandBuilt>self._extra
         h.backward = fn
-        h.local_grads = None
         self.code = CUSTOM
+        if self._a == NULL:  # a leaf until now: link it, so that backward() reaches it
+            Py_INCREF(_NO_CHILD)
+            self._a = <PyObject *>_NO_CHILD
 
     def backward(self):
         """Set this node's grad to 1 and accumulate d(self)/d(node) into every node below it."""
@@ -351,7 +356,7 @@ cdef class _RuleStep:
         return f"<chain-rule step of {self.node!r}, _op {self.node._op!r}>"
 
 
-cdef _HandBuilt _hand_built(object label, str op, object backward, tuple local_grads, tuple more):
+cdef _HandBuilt _hand_built(object label, str op, object backward, tuple local_grads, tuple children):
     cdef _HandBuilt h = _HandBuilt.__new__(_HandBuilt)
     h.label = label if type(label) is not _HandBuilt else (<_HandBuilt>label).label
     if h.label is None:
@@ -359,8 +364,33 @@ cdef _HandBuilt _hand_built(object label, str op, object backward, tuple local_g
     h.op = op
     h.backward = backward
     h.local_grads = local_grads
-    h.more = more
+    h.children = children
     return h
+
+
+# The leaf a node built by hand with no child links to: every node that is not a leaf then has
+# _a set, and the graph walks tell leaves by _a == NULL alone.
+cdef Value _NO_CHILD = Value.__new__(Value)
+
+
+cdef tuple _links(tuple kids):
+    """What _a and _b of a node built by hand point at: its children when it has one or two;
+    _NO_CHILD when it has none; for more, the first child and a LINK node (never shown) holding
+    the rest the same way. A depth-first search through _a then _b then meets the children in
+    order, as the pure engine's search through _prev does, and both order the graph alike."""
+    cdef Value link
+    if len(kids) == 0:
+        return (_NO_CHILD,)
+    if len(kids) <= 2:
+        return kids
+    link = Value.__new__(Value)
+    link.code = LINK
+    rest = _links(kids[1:])  # at most len(kids) deep: the nodes' children are given by hand
+    Py_INCREF(rest[0])
+    link._a = <PyObject *>rest[0]
+    Py_INCREF(rest[1])
+    link._b = <PyObject *>rest[1]
+    return (kids[0], link)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -460,12 +490,12 @@ cdef inline int _backward_step(PyObject *node) noexcept:
 cdef int _local_grads_step(Value node) except -1:
     """The backward of Value(data, children, local_grads): child i gets local_grads[i] * grad."""
     cdef _HandBuilt h = <_HandBuilt>node._extra
-    cdef tuple grads = h.local_grads
+    cdef tuple grads = h.local_grads, children = h.children
     cdef double g = node._grad
     cdef Py_ssize_t i
     cdef PyObject *child
     for i in range(PyTuple_GET_SIZE(grads)):
-        child = _child(<PyObject *>node, i)
+        child = PyTuple_GET_ITEM(children, i)
         (<Value>child)._grad = (<Value>child)._grad + PyFloat_AS_DOUBLE(<object>PyTuple_GET_ITEM(grads, i)) * g
     return 0
 
@@ -488,8 +518,8 @@ cdef int _backward_with_python(PyObject **topo, Py_ssize_t n) except -1:
                     fn()
             elif code == LOCAL_GRADS:
                 _local_grads_step(node)
-            elif code == MG_LEAF:
-                pass  # re-initialised as a leaf by a Python backward during this pass
+            elif code == MG_LEAF or code == LINK:
+                pass  # a link has no rule; a leaf here was re-initialised during this pass
             elif _backward_step(topo[i]) != MG_OK:
                 raise _ops.unknown_op(code)  # no op of micrograd._ops.OPS: a bug
     finally:
@@ -501,28 +531,9 @@ cdef int _backward_with_python(PyObject **topo, Py_ssize_t n) except -1:
     return 0
 
 
-cdef inline PyObject *_child(PyObject *node, Py_ssize_t k) noexcept:
-    """Child k of node, or NULL past the last one (a borrowed pointer: no reference counting)."""
-    if k == 0:
-        return (<Value>node)._a
-    if k == 1:
-        return (<Value>node)._b
-    if (<Value>node).code < CUSTOM:  # only nodes built by hand have more than two
-        return NULL
-    return _more_child(<Value>node, k - 2)
-
-
-cdef PyObject *_more_child(Value node, Py_ssize_t i) noexcept:
-    """Child 2 + i of a node built by hand with more than two children, or NULL."""
-    cdef tuple more = (<_HandBuilt>node._extra).more
-    if more is None or i >= PyTuple_GET_SIZE(more):
-        return NULL
-    return PyTuple_GET_ITEM(more, i)
-
-
 ctypedef struct Frame:
     PyObject *node
-    Py_ssize_t next_child
+    int next_child
 
 
 cdef PyObject **_topological_order(Value root, Py_ssize_t *count):
@@ -548,12 +559,16 @@ cdef PyObject **_topological_order(Value root, Py_ssize_t *count):
     depth = 1
     while depth > 0:
         top = &stack[depth - 1]
-        child = _child(top.node, top.next_child)
+        child = NULL
+        if top.next_child == 0:
+            child = (<Value>top.node)._a
+        elif top.next_child == 1:
+            child = (<Value>top.node)._b
         if child != NULL:
             top.next_child += 1
             if (<Value>child)._mark != epoch:
                 (<Value>child)._mark = epoch
-                if (<Value>child).code != MG_LEAF:  # an interior node: descend into it
+                if (<Value>child)._a != NULL:  # an interior node: descend into it
                     if depth == stack_cap:
                         stack_cap *= 2
                         grown = realloc(stack, stack_cap * sizeof(Frame))
@@ -567,7 +582,7 @@ cdef PyObject **_topological_order(Value root, Py_ssize_t *count):
                     depth += 1
         else:  # all children done: the node goes after them
             depth -= 1
-            if (<Value>top.node).code != MG_LEAF:
+            if (<Value>top.node)._a != NULL:
                 if n == topo_cap:
                     topo_cap *= 2
                     grown = realloc(topo, topo_cap * sizeof(PyObject *))
@@ -590,8 +605,6 @@ cdef bint _reaches(tuple roots, Value target) except -1:
     cdef unsigned long long epoch = _epoch
     cdef list stack = list(roots)
     cdef Value node
-    cdef PyObject *child
-    cdef Py_ssize_t k
     while stack:
         node = <Value>stack.pop()
         if node is target:
@@ -599,13 +612,10 @@ cdef bint _reaches(tuple roots, Value target) except -1:
         if node._mark == epoch:
             continue
         node._mark = epoch
-        k = 0
-        child = _child(<PyObject *>node, 0)
-        while child != NULL:
-            if (<Value>child)._mark != epoch:
-                stack.append(<Value>child)
-            k += 1
-            child = _child(<PyObject *>node, k)
+        if node._a != NULL and (<Value>node._a)._mark != epoch:
+            stack.append(<Value>node._a)
+        if node._b != NULL and (<Value>node._b)._mark != epoch:
+            stack.append(<Value>node._b)
     return False
 
 
