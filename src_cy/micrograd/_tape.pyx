@@ -431,7 +431,7 @@ cdef class CompiledTape:
         cdef const int32_t *b = self.b
         cdef const double *consts = self.consts
         cdef Py_ssize_t n_leaves = self.n_leaves, n = self.n_interior, j = 0
-        cdef double y
+        cdef double y, r
         cdef uint8_t c
         while j < n:
             c = code[j]
@@ -439,8 +439,9 @@ cdef class CompiledTape:
                 j = _forward_pairs(data, a, b, code, n_leaves, n, j)
                 continue
             y = consts[b[j]] if c == MG_POWC else data[b[j]]  # unused by one-operand ops
-            if mg_forward(c, data[a[j]], y, &data[n_leaves + j]) != MG_OK:
+            if mg_forward(c, data[a[j]], y, &r) != MG_OK:
                 return n_leaves + j
+            data[n_leaves + j] = r
             j += 1
         return NO_ERROR
 
