@@ -153,3 +153,14 @@ def test_forward_error_names_the_op():
     assert isinstance(kernels.forward_error(99, 0.0, 0.0), ValueError)
     assert isinstance(kernels.forward_error(_ops.TANH, 0.0, 0.0), RuntimeError)  # cannot fail
     assert math.isnan(kernels.abs_grads(math.nan, 0.0, math.nan)[0])
+
+
+def test_every_op_method_is_on_both_engines_and_in_the_stub(engine):
+    import ast
+
+    stub = ast.parse(open(os.path.join(os.path.dirname(kernels.__file__), "_engine.pyi"), encoding="utf-8").read())
+    (cls,) = [n for n in stub.body if isinstance(n, ast.ClassDef) and n.name == "Value"]
+    declared = {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}
+    for op in OPS:
+        assert callable(getattr(engine, op.method)), op.name
+        assert op.method in declared, op.name
