@@ -224,16 +224,18 @@ _check_table()
 
 
 
-class _ByCode(dict):
-    """op code -> function; a code without a kernel (the leaf, an unknown code) is an error."""
-
-    def __missing__(self, code: int) -> Any:
+def _no_rule(code: int) -> Callable[..., Any]:
+    def raise_unknown(*args: float) -> Any:
         raise _ops.unknown_op(code)
 
+    return raise_unknown
 
-# For the tapes' loops.
-FORWARD = _ByCode({code: kernel.forward for code, kernel in KERNELS.items()})
-GRADS = _ByCode({code: kernel.grads for code, kernel in KERNELS.items()})
+
+# For the tapes' loops: op code -> function, for every code a tape can hold (a byte), so that a
+# code without a kernel (the leaf, an unknown code) raises. Plain dicts: CPython specialises
+# their lookups in a loop.
+FORWARD = {c: KERNELS[c].forward if c in KERNELS else _no_rule(c) for c in range(256)}
+GRADS = {c: KERNELS[c].grads if c in KERNELS else _no_rule(c) for c in range(256)}
 
 # The C twin of this module, shipped in the package (the extension and the bench's C floor
 # include it).

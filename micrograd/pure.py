@@ -281,14 +281,17 @@ def _local_grads_step(out: Value) -> None:
         child._grad += local * g
 
 
-class _Steps(dict):
-    """op code -> backward step; an unknown code is an error, never another op's rule."""
-
-    def __missing__(self, code: int) -> Callable[[Value], None]:
+def _no_rule(code: int) -> Callable[[Value], None]:
+    def raise_unknown(out: Value) -> None:
         raise _ops.unknown_op(code)
 
+    return raise_unknown
 
-_STEPS = _Steps({code: _op_rule(code) for code in kernels.KERNELS})
+
+# op code -> backward step, for every code a node can hold: an unknown code is an error, never
+# another op's rule. A plain dict, whose lookups CPython specialises in backward()'s loop.
+_STEPS = {code: _no_rule(code) for code in range(256)}
+_STEPS.update({code: _op_rule(code) for code in kernels.KERNELS})
 _STEPS[LEAF] = lambda out: None
 _STEPS[CUSTOM] = _custom_step
 _STEPS[LOCAL_GRADS] = _local_grads_step

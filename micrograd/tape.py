@@ -366,11 +366,10 @@ class PythonTape:
             data[i] = forward[c](data[ia], consts[ib] if c == POWC else data[ib])
 
     def _backward_interior(self, grad: array) -> None:
-        data, consts, n_leaves = self._data, self._consts, len(self._leaves)
-        code, a, b, grads = self._code, self._a, self._b, kernels.GRADS
-        for i in range(len(grad) - 1, n_leaves - 1, -1):
-            j = i - n_leaves
-            c, ia, ib, g = code[j], a[j], b[j], grad[i]
+        data, consts, grads = self._data, self._consts, kernels.GRADS
+        slots = range(len(grad) - 1, len(self._leaves) - 1, -1)
+        for i, c, ia, ib in zip(slots, reversed(self._code), reversed(self._a), reversed(self._b)):
+            g = grad[i]
             if c == POWC:
                 grad[ia] += grads[c](data[ia], consts[ib], data[i])[0] * g
                 continue
