@@ -55,7 +55,7 @@ class Value:
         # Everything is checked before anything is assigned: a failed __init__ changes nothing.
         d = _as_float(data)
         kids = _ops.check_children(_children, Value) if _children else ()
-        if not isinstance(_op, str) and local_grads is None:
+        if not isinstance(_op, str) and _op is not None and local_grads is None:
             local_grads, _op = _op, ""  # microgpt's Value(data, children, local_grads)
         op = _ops.check_op(_op)
         label = _ops.check_label(label)

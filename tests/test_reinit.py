@@ -54,17 +54,19 @@ def test_reinit_resets_grad_and_op_on_both_engines(both_engines):
 
 
 @pytest.mark.parametrize(
-    "args, exc",
+    "args, kwargs, exc",
     [
-        ((3.0, (None,), ""), TypeError),  # a child that is not a Value
-        ((3.0, ("x",), "relu"), TypeError),
-        (("3",), TypeError),  # bad data
-        ((3.0, (), "", 5), TypeError),  # bad label
-        ((3.0, (1,), (1.0,)), TypeError),
-        ((3.0, [], 7), TypeError),  # neither an _op string nor local gradients
+        ((3.0, (None,), ""), {}, TypeError),  # a child that is not a Value
+        ((3.0, ("x",), "relu"), {}, TypeError),
+        (("3",), {}, TypeError),  # bad data
+        ((3.0, (), "", 5), {}, TypeError),  # bad label
+        ((3.0, (1,), (1.0,)), {}, TypeError),
+        ((3.0, [], 7), {}, TypeError),  # neither an _op string nor local gradients
+        ((3.0, (), None), {}, TypeError),
+        ((3.0, (), "f"), {"local_grads": (1.0,)}, ValueError),  # a number for a missing child
     ],
 )
-def test_a_failed_reinit_changes_nothing(both_engines, args, exc):
+def test_a_failed_reinit_changes_nothing(both_engines, args, kwargs, exc):
     messages = []
     for Value in both_engines:
         x = Value(2.0)
@@ -73,7 +75,7 @@ def test_a_failed_reinit_changes_nothing(both_engines, args, exc):
         y.label = "y"
         before = (y.data, y.grad, y._op, y._prev, y.label, y._code)
         with pytest.raises(exc) as info:
-            y.__init__(*args)
+            y.__init__(*args, **kwargs)
         assert (y.data, y.grad, y._op, y._prev, y.label, y._code) == before
         y.backward()
         assert x.grad == 3.0  # still a working mul node

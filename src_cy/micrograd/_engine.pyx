@@ -74,7 +74,7 @@ cdef class Value:
         cdef double d = _as_double(data)
         cdef tuple kids = _ops.check_children(_children, Value) if _children else ()
         cdef int code
-        if not isinstance(_op, str) and local_grads is None:
+        if not isinstance(_op, str) and _op is not None and local_grads is None:
             local_grads, _op = _op, ""  # microgpt's Value(data, children, local_grads)
         op = _ops.check_op(_op)
         extra = _ops.check_label(label) or None
