@@ -47,7 +47,7 @@ class Value:
         self,
         data: Number,
         _children: Iterable[Value] = (),
-        _op: str = "",
+        _op: str | Iterable[Number] = "",  # or microgpt's local_grads, given by position
         label: str = "",
         *,
         local_grads: Iterable[Number] | None = None,
