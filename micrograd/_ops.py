@@ -140,7 +140,7 @@ def check_op(op: object) -> str:
 def check_local_grads(local_grads: object, n_children: int) -> tuple:
     """microgpt's ``local_grads``: one number per child, kept as floats."""
     try:
-        grads = tuple(local_grads)  # type: ignore[call-overload]
+        grads: tuple = tuple(local_grads)  # type: ignore[call-overload, arg-type]
     except TypeError:
         raise TypeError(
             f"Value local_grads must be an iterable of numbers, not {type(local_grads).__name__!r}"

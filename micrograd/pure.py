@@ -116,10 +116,12 @@ class Value:
         if code == LEAF:
             return ()
         if code == LOCAL_GRADS:
-            return self._hand.local_grads  # type: ignore[union-attr]
+            grads: tuple = self._hand.local_grads  # type: ignore[union-attr, assignment]
+            return grads
         if code == CUSTOM:
             raise _ops.no_local_grads(self)
-        return kernels.local_grads(code, *_operands(self), self._data)
+        x, y = _operands(self)
+        return kernels.local_grads(code, x, y, self._data)
 
     # -- ops: each is micrograd/kernels.py's forward; backward() applies its local derivatives ---
     def __add__(self, other: Value | Number) -> Value:
@@ -277,7 +279,8 @@ def _custom_step(out: Value) -> None:
 
 def _local_grads_step(out: Value) -> None:
     g = out._grad
-    for child, local in zip(out._prev, out._hand.local_grads):  # type: ignore[union-attr]
+    grads: tuple = out._hand.local_grads  # type: ignore[union-attr, assignment]
+    for child, local in zip(out._prev, grads):
         child._grad += local * g
 
 
