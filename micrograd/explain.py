@@ -25,6 +25,7 @@ from micrograd._ops import ADD, CUSTOM, LOCAL_GRADS, MUL, POW, POWC, format_expo
 from micrograd.graph import index_of, is_leaf, node_name, op_code, topological_order
 
 Value = Any  # a Value of either engine
+PYTHON_BACKWARD = "(Python _backward)"  # the formula shown for a node with its own function
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,14 @@ class BackwardStep:
         p = self.precision
         lines = [f"step {self.number}/{self.total}: {self.expression}    {self.name}.grad = {self.grad_in:.{p}f}"]
         for o in self.operands:
-            lines.append(
-                f"    {o.name}: local d({self.name})/d({o.name}) = {o.formula} = {o.local:.{p}f}; "
-                f"grad out = {o.local:.{p}f} * {self.grad_in:.{p}f} = {o.grad_out:.{p}f}; "
-                f"{o.name}.grad {o.grad_before:.{p}f} -> {o.grad_after:.{p}f}"
-            )
+            if o.formula == PYTHON_BACKWARD:  # the local derivative is the function's secret
+                sent = f"grad out (by the node's Python _backward) = {o.grad_out:.{p}f}"
+            else:
+                sent = (
+                    f"local d({self.name})/d({o.name}) = {o.formula} = {o.local:.{p}f}; "
+                    f"grad out = {o.local:.{p}f} * {self.grad_in:.{p}f} = {o.grad_out:.{p}f}"
+                )
+            lines.append(f"    {o.name}: {sent}; {o.name}.grad {o.grad_before:.{p}f} -> {o.grad_after:.{p}f}")
         return "\n".join(lines)
 
 
@@ -74,7 +78,7 @@ def _local_derivatives(node: Value, code: int, k: float) -> list[tuple[str, floa
     if code == LOCAL_GRADS:
         return [(f"local_grads[{i}]", g) for i, g in enumerate(node._local_grads)]
     if code == CUSTOM:
-        return [("(Python _backward)", math.nan)] * len(prev)
+        return [(PYTHON_BACKWARD, math.nan)] * len(prev)
     kernel = kernels.KERNELS.get(code)
     if kernel is None:
         raise ValueError(f"no backward rule for op {node._op!r}")
@@ -109,6 +113,8 @@ def _expression(name: str, op: str, code: int, names: list[str]) -> str:
         return f"{name} = {names[0]}{op}"
     if code == POW:
         return f"{name} = {names[0]}**{names[1]}"
+    if code == LOCAL_GRADS and not op:  # microgpt's nodes have no _op
+        op = "local_grads"
     return f"{name} = {op}({', '.join(names)})"
 
 

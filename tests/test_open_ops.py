@@ -255,6 +255,8 @@ def test_explain_steps_through_hand_built_nodes(engine):
     assert steps[1].operands[0].formula == "local_grads[0]" and steps[1].operands[0].local == 3.0
     assert math.isnan(steps[0].operands[0].local)
     assert steps[0].operands[0].grad_after == y.grad
+    text = "\n".join(map(str, steps))
+    assert "grad out (by the node's Python _backward) =" in text and "y = local_grads(x)" in text
 
 
 def test_a_hand_built_node_with_no_children_runs_its_backward(engine):
