@@ -193,6 +193,13 @@ NOT_PICKLABLE = (
 )
 
 
+def not_captured(what: str) -> RuntimeError:
+    return RuntimeError(
+        f"Tape.{what}: this tape holds no captured graph (it was made without Tape(root), or its "
+        "capture failed); make one with Tape(root)"
+    )
+
+
 def not_replayable() -> RuntimeError:
     return RuntimeError(
         "Tape.backward: the last forward() failed, so the tape holds no complete forward pass; "
@@ -324,10 +331,10 @@ class PythonTape:
             self._busy.release()
 
     def backward(self) -> None:
-        if not self._complete:
-            raise not_replayable()
-        self._enter("backward")
+        self._enter("backward")  # first: a forward running in another thread is not a failed one
         try:
+            if not self._complete:
+                raise not_replayable()
             leaves, grad = self._leaves, self._grad
             n_leaves = len(leaves)
             # Interior grads start at 0, as on a fresh eager graph; leaf grads start at the
@@ -345,6 +352,8 @@ class PythonTape:
             self._busy.release()
 
     def _enter(self, what: str) -> None:
+        if not hasattr(self, "_busy"):  # __init__ sets it last: never run, or it failed
+            raise not_captured(what)
         if not self._busy.acquire(blocking=False):
             raise busy(what)
 

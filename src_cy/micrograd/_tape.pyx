@@ -126,6 +126,7 @@ cdef class CompiledTape:
     cdef int32_t *output_slots  # n_outputs
     cdef Value _root
     cdef tuple _outputs
+    cdef bint captured          # __init__ finished: every array matches its count
     cdef bint complete          # data holds a whole forward pass (False after a failed one)
     cdef bint busy              # a replay is running (the GIL is released during it)
 
@@ -134,8 +135,8 @@ cdef class CompiledTape:
             raise TypeError("CompiledTape.__init__ cannot be called twice")
         self._outputs = _api.check_outputs(outputs, Value)
         self._root = root
-        self.n_outputs = len(self._outputs)
         self._capture(root)
+        self.captured = True  # only now may the arrays be read (a failed capture leaves gaps)
         self.complete = True  # a fresh tape holds the captured graph's values
 
     def __dealloc__(self):
@@ -296,7 +297,8 @@ cdef class CompiledTape:
     cdef int _find_outputs(self, Visited *seen) except -1:
         cdef Py_ssize_t i
         cdef Entry *e
-        _resize(<void **>&self.output_slots, self.n_outputs, sizeof(int32_t))
+        _resize(<void **>&self.output_slots, len(self._outputs), sizeof(int32_t))
+        self.n_outputs = len(self._outputs)
         for i in range(self.n_outputs):
             e = _find(seen, <PyObject *>self._outputs[i])
             if e.key == NULL:
@@ -375,10 +377,10 @@ cdef class CompiledTape:
     def backward(self):
         """Accumulate d(root)/d(leaf) into every leaf's .grad (root's grad set to 1)."""
         cdef Py_ssize_t i
-        if not self.complete:
-            raise _api.not_replayable()
-        self._enter("backward")
+        self._enter("backward")  # first: a forward running in another thread is not a failed one
         try:
+            if not self.complete:
+                raise _api.not_replayable()
             for i in range(self.n_leaves):
                 self.grad[i] = (<Value>self.leaf_refs[i])._grad
             with nogil:
@@ -390,21 +392,27 @@ cdef class CompiledTape:
             self.busy = False
 
     cdef int _enter(self, str what) except -1:
-        if self.data == NULL:  # made with __new__ alone: nothing was captured
-            raise RuntimeError(f"Tape.{what}: this tape captured nothing; make it with Tape(root)")
+        self._check_captured(what)
         if self.busy:
             raise _api.busy(what)
         self.busy = True
         return 0
 
+    cdef int _check_captured(self, str what) except -1:
+        if not self.captured:  # made with __new__ alone, or its capture failed
+            raise _api.not_captured(what)
+        return 0
+
     def _fused_pairs(self):
         """How many mul-add pairs replay runs as one step (for tests of that path)."""
         cdef Py_ssize_t j
+        self._check_captured("_fused_pairs")
         return sum([1 for j in range(self.n_interior) if self.code[j] == PAIR_MUL])
 
     def _structure(self):
         """(codes, a, b, consts, output slots, leaf count) as lists: for tests comparing engines."""
         cdef Py_ssize_t j
+        self._check_captured("_structure")
         return ([_op_of(self.code[j]) for j in range(self.n_interior)],
                 [self.a[j] for j in range(self.n_interior)],
                 [self.b[j] for j in range(self.n_interior)],
@@ -436,7 +444,7 @@ cdef class CompiledTape:
                 r = x * data[b[j]]
             elif c == POWC or c == POW:
                 k = consts[b[j]] if c == POWC else data[b[j]]
-                if (x == 0.0 and k < 0.0) or (x < 0.0 and isfinite(x) and isfinite(k) and k != floor(k)):
+                if (x == 0.0 and k < 0.0 and isfinite(k)) or (x < 0.0 and isfinite(x) and isfinite(k) and k != floor(k)):
                     return n_leaves + j
                 r = pow(x, k)
                 if isinf(r) and isfinite(x) and isfinite(k):
