@@ -39,11 +39,16 @@ unset MICROGRAD_PUREPYTHON MICROGRAD_DEBUG_BUILD
 
 LIBASAN=$("$CC" -print-file-name=libasan.so)
 [ -e "$LIBASAN" ] || { echo "sanitize: $CC has no libasan.so ($LIBASAN)" >&2; exit 1; }
+# libstdc++ loaded up front too: ASan intercepts C++ throws (__cxa_throw) and must find the
+# real one at startup, or a C++ extension that throws later (matplotlib's) trips its check.
+PRELOAD=$LIBASAN
+LIBSTDCXX=$("$CC" -print-file-name=libstdc++.so)
+[ -e "$LIBSTDCXX" ] && PRELOAD="$PRELOAD $LIBSTDCXX"
 
-step "run the suite under ASan + UBSan (LD_PRELOAD=$LIBASAN)"
+step "run the suite under ASan + UBSan (LD_PRELOAD=$PRELOAD)"
 status=0
 (cd "$OUT/src" && \
-    LD_PRELOAD=$LIBASAN \
+    LD_PRELOAD=$PRELOAD \
     ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_string_checks=1:log_path=$OUT/logs/asan" \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$OUT/logs/ubsan" \
     PYTHONMALLOC=malloc MICROGRAD_REQUIRE_EXTENSION=1 \
