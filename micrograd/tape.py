@@ -416,6 +416,8 @@ class PythonTape:
 
     def _structure(self) -> tuple:
         """(codes, a, b, consts, output slots, leaf count) as lists: for tests comparing engines."""
+        if not hasattr(self, "_busy"):
+            raise not_captured("_structure")
         return (list(self._code), list(self._a), list(self._b), list(self._consts),
                 list(self._output_slots), len(self._leaves))
 

@@ -258,10 +258,23 @@ def test_a_tape_that_captured_nothing_says_so(both_engines):
     from micrograd._tape import CompiledTape
     from micrograd.tape import PythonTape, not_captured
 
-    for what in ("forward", "backward"):  # backward: not "the last forward() failed"
-        for cls in (PythonTape, CompiledTape):
+    tapes = []
+    for Value, cls in zip(both_engines, (PythonTape, CompiledTape)):
+        tapes.append(cls.__new__(cls))  # never captured
+        failed = cls.__new__(cls)
+        with pytest.raises(ValueError, match="not part of the graph"):
+            failed.__init__(Value(2.0) * 3, outputs=[Value(1.0)])
+        tapes.append(failed)
+        cyclic = make_cycle(Value)
+        if cyclic is not None:
+            failed = cls.__new__(cls)
+            with pytest.raises(ValueError, match="cycle"):
+                failed.__init__(cyclic, outputs=[cyclic._prev[0]])
+            tapes.append(failed)
+    for tape in tapes:
+        for what in ("forward", "backward", "_structure"):  # backward: not "the last forward() failed"
             with pytest.raises(RuntimeError) as info:
-                getattr(cls.__new__(cls), what)()
+                getattr(tape, what)()
             assert str(info.value) == str(not_captured(what))
 
 
