@@ -3,6 +3,7 @@
     MICROGRAD_PUREPYTHON=1         build no extension (a pure-Python package)
     MICROGRAD_REQUIRE_EXTENSION=1  a failed extension build fails the install (also CIBUILDWHEEL=1)
     MICROGRAD_DEBUG_BUILD=1        Cython bounds checks and line tracing on, C asserts on, -O0 -g
+    MICROGRAD_SANITIZE=1           gcc/clang AddressSanitizer + UBSan, symbols kept (tools/sanitize.sh)
 """
 import os
 import sys
@@ -18,6 +19,9 @@ def flag(name):
 PURE = flag("MICROGRAD_PUREPYTHON")
 REQUIRED = flag("MICROGRAD_REQUIRE_EXTENSION") or flag("CIBUILDWHEEL")
 DEBUG = flag("MICROGRAD_DEBUG_BUILD")
+SANITIZE = flag("MICROGRAD_SANITIZE")
+# The release code paths (-O2, no bounds checks), instrumented; any report aborts the process.
+SANITIZER_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
 
 # All Cython compiler directives live here.
 DIRECTIVES = {
@@ -38,10 +42,14 @@ def extra_compile_args():
     # bits differ (GCC contracts by default on aarch64).
     args = ["-ffp-contract=off"]
     args += ["-O0", "-g", "-UNDEBUG"] if DEBUG else ["-O2", "-g0"]
+    if SANITIZE:
+        args += SANITIZER_FLAGS + ["-g"]
     return args
 
 
 def extra_link_args():
+    if SANITIZE:
+        return SANITIZER_FLAGS
     # Release builds on Linux drop the symbol table too: smaller wheels, nothing lost to users.
     return ["-s"] if sys.platform.startswith("linux") and not DEBUG else []
 

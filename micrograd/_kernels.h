@@ -45,11 +45,11 @@ MG_INLINE double mg_add(double a, double b) { return a + b; }
 MG_INLINE double mg_mul(double a, double b) { return a * b; }
 
 /* -- pow and powc: out = a ** k; d/da = k * a**(k-1); d/dk = out * log(a) ---------------------
-   Forward fails (MG_RAISES) where Python's float raises: 0 ** negative, negative ** fractional,
-   a finite result too large. Backward uses pow() as it is: inf or nan, never an error. */
+   Forward fails (MG_RAISES) where Python's float raises: 0 ** finite negative, negative **
+   fractional, a finite result too large (0 ** -inf is inf, as Python's float gives). Backward uses pow() as it is: inf or nan, never an error. */
 MG_INLINE int mg_pow(double x, double k, double *out) {
     double r;
-    if ((x == 0.0 && k < 0.0) || (x < 0.0 && isfinite(x) && isfinite(k) && k != floor(k)))
+    if ((x == 0.0 && k < 0.0 && isfinite(k)) || (x < 0.0 && isfinite(x) && isfinite(k) && k != floor(k)))
         return MG_RAISES;
     r = pow(x, k);
     if (isinf(r) && isfinite(x) && isfinite(k))

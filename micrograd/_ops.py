@@ -100,22 +100,28 @@ def is_number(x: object) -> bool:
     return hasattr(t, "__float__") or hasattr(t, "__index__")
 
 
-def to_float(x: object) -> float:
-    """``float(x)`` for numbers; TypeError naming the type for anything else."""
+def to_float(x: object, what: str = "data") -> float:
+    """``float(x)`` for numbers; TypeError naming the type (and ``what``: data, grad) otherwise."""
     if type(x) is float:
         return x  # type: ignore[return-value]
     if not is_number(x):
         raise TypeError(
-            f"Value data must be a real number (int, float or anything with __float__), "
+            f"Value {what} must be a real number (int, float or anything with __float__), "
             f"not {type(x).__name__!r}"
         )
     return float(x)  # type: ignore[arg-type]  # OverflowError for huge ints, as float() does
 
 
 def check_label(label: object) -> str:
+    """The label as a plain str: a str subclass (``numpy.str_``) is accepted and stored as str."""
+    if type(label) is str:
+        return label
     if not isinstance(label, str):
         raise TypeError(f"Value label must be a str, not {type(label).__name__!r}")
-    return label
+    return str.__str__(label)  # the characters, not whatever a subclass's __str__ makes of them
+
+
+POW_MODULO = "pow() 3rd argument (a modulo) is not supported by Value"
 
 
 def check_children(children: object, value_type: type) -> tuple:

@@ -34,7 +34,24 @@ def topological_order(root: Value) -> list[Value]:
     check_value(root, "topological_order")
     # The pure engine's own sort: it reads only ``_prev`` and hashes nodes, and a Value of
     # either engine hashes by identity, so it serves both.
-    return pure._topological_order(root)
+    order = pure._topological_order(root)
+    _check_acyclic(order)
+    return order
+
+
+def _check_acyclic(order: list[Value]) -> None:
+    """ValueError if a node comes before one of its children: the graph has a cycle (only a
+    re-initialised Value can make one), and then no order is right for the tools walking it."""
+    placed: set[int] = set()
+    for node in order:
+        for child in node._prev:
+            if id(child) not in placed:
+                raise ValueError(
+                    "the graph behind this Value has a cycle (a Value re-initialised with one of "
+                    "its own descendants as a child): it has no topological order, so it cannot "
+                    "be walked, counted, drawn or checked"
+                )
+        placed.add(id(node))
 
 
 def index_of(order: list[Value]) -> dict[int, int]:

@@ -53,7 +53,8 @@ def mul_grads(a: float, b: float, out: float) -> tuple:
 def power(x: float, k: float) -> float:
     """C's pow() where it has a real finite answer, else the error Python's float raises
     (ZeroDivisionError, ValueError, OverflowError)."""
-    if (x == 0.0 and k < 0.0) or (x < 0.0 and math.isfinite(x) and math.isfinite(k) and not k.is_integer()):
+    # 0 ** -inf is inf, not an error: Python's float says so (0 ** -1 is a pole; -inf is a limit)
+    if (x == 0.0 and k < 0.0 and math.isfinite(k)) or (x < 0.0 and math.isfinite(x) and math.isfinite(k) and not k.is_integer()):
         raise _ops.pow_error(x, k)
     try:
         return math.pow(x, k)  # the platform pow(), as the compiled engine calls it

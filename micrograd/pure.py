@@ -87,7 +87,7 @@ class Value:
 
     @grad.setter
     def grad(self, value: Number) -> None:
-        self._grad = _as_float(value)
+        self._grad = value if type(value) is float else _ops.to_float(value, "grad")
 
     @property
     def label(self) -> str:
@@ -136,7 +136,9 @@ class Value:
             return NotImplemented
         return _node(kernels.mul(self._data, other._data), _ops.MUL, (self, other))
 
-    def __pow__(self, other: Value | Number) -> Value:
+    def __pow__(self, other: Value | Number, modulo: None = None) -> Value:
+        if modulo is not None:
+            raise TypeError(_ops.POW_MODULO)
         if isinstance(other, Value):
             return _node(kernels.power(self._data, other._data), POW, (self, other))
         if not _ops.is_number(other):
@@ -199,32 +201,38 @@ class Value:
     def __radd__(self, other: Number) -> Value:  # other + self
         return self.__add__(other)  # not `self + other`: that bounces between unrelated types
 
+    # A number operand becomes a float before it is negated or inverted: -np.uint8(3) wraps
+    # around and np.int64(3) ** -1 raises, where float(...) gives what the leaf would hold.
     def __sub__(self, other: Value | Number) -> Value:  # self - other
-        if not isinstance(other, Value) and not _ops.is_number(other):
+        if isinstance(other, Value):
+            return self + (-other)
+        if not _ops.is_number(other):
             return NotImplemented
-        return self + (-other)
+        return self + (-_as_float(other))
 
     def __rsub__(self, other: Number) -> Value:  # other - self
         if not _ops.is_number(other):
             return NotImplemented
-        return other + (-self)
+        return _as_float(other) + (-self)
 
     def __rmul__(self, other: Number) -> Value:  # other * self
         return self.__mul__(other)
 
     def __truediv__(self, other: Value | Number) -> Value:  # self / other
-        if not isinstance(other, Value) and not _ops.is_number(other):
+        if isinstance(other, Value):
+            return self * other**-1
+        if not _ops.is_number(other):
             return NotImplemented
-        return self * other**-1
+        return self * _as_float(other) ** -1  # float ** -1: ZeroDivisionError for 0, as 1/0.0
 
     def __rtruediv__(self, other: Number) -> Value:  # other / self
         if not _ops.is_number(other):
             return NotImplemented
-        return other * self**-1
+        return _as_float(other) * self**-1
 
-    def __rpow__(self, other: Number) -> Value:  # other ** self
-        if not _ops.is_number(other):
-            return NotImplemented
+    def __rpow__(self, other: Number, modulo: None = None) -> Value:  # other ** self
+        if modulo is not None or not _ops.is_number(other):
+            return NotImplemented  # pow(x, v, m): Python's own TypeError, as for any class
         return Value(other) ** self
 
     def __repr__(self) -> str:
@@ -236,6 +244,15 @@ class Value:
         from micrograd.engine import _restore_value
 
         return _restore_value, (self._data, self._grad, self._label)
+
+    # A copy is a leaf too, as after pickling, but of this engine: copying stays in the process.
+    def __copy__(self) -> Value:
+        out = Value(self._data, label=self._label)
+        out._grad = self._grad
+        return out
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Value:
+        return self.__copy__()
 
 
 def _no_backward() -> None:

@@ -202,6 +202,13 @@ NOT_PICKLABLE = (
 )
 
 
+def not_captured(what: str) -> RuntimeError:
+    return RuntimeError(
+        f"Tape.{what}: this tape holds no captured graph (it was made without Tape(root), or its "
+        "capture failed); make one with Tape(root)"
+    )
+
+
 def not_replayable() -> RuntimeError:
     return RuntimeError(
         "Tape.backward: the last forward() failed, so the tape holds no complete forward pass; "
@@ -335,10 +342,10 @@ class PythonTape:
             self._busy.release()
 
     def backward(self) -> None:
-        if not self._complete:
-            raise not_replayable()
-        self._enter("backward")
+        self._enter("backward")  # first: a forward running in another thread is not a failed one
         try:
+            if not self._complete:
+                raise not_replayable()
             leaves, grad = self._leaves, self._grad
             n_leaves = len(leaves)
             # Interior grads start at 0, as on a fresh eager graph; leaf grads start at the
@@ -356,6 +363,8 @@ class PythonTape:
             self._busy.release()
 
     def _enter(self, what: str) -> None:
+        if not hasattr(self, "_busy"):  # __init__ sets it last: never run, or it failed
+            raise not_captured(what)
         if not self._busy.acquire(blocking=False):
             raise busy(what)
 
@@ -380,6 +389,8 @@ class PythonTape:
 
     def _structure(self) -> tuple:
         """(codes, a, b, consts, output slots, leaf count) as lists: for tests comparing engines."""
+        if not hasattr(self, "_busy"):
+            raise not_captured("_structure")
         return (list(self._code), list(self._a), list(self._b), list(self._consts),
                 list(self._output_slots), len(self._leaves))
 

@@ -134,7 +134,7 @@ cdef class Value:
 
     @grad.setter
     def grad(self, value):
-        self._grad = _as_double(value)
+        self._grad = _as_grad(value)
 
     @property
     def label(self):
@@ -207,6 +207,8 @@ cdef class Value:
 
     def __pow__(self, other, modulo=None):
         cdef double k
+        if modulo is not None:
+            raise TypeError(_ops.POW_MODULO)
         if isinstance(other, Value):
             k = (<Value>other)._data
             return _node(_checked_pow(self._data, k), MG_POW, self, <Value>other, 0.0)
@@ -282,32 +284,38 @@ cdef class Value:
     def __radd__(self, other):
         return _add(self, other)  # not `self + other`: that bounces between unrelated types
 
+    # A number operand becomes a Python float before it is negated or inverted (as in pure.py):
+    # -np.uint8(3) wraps around and np.int64(3) ** -1 raises, where float(...) is what the leaf holds.
     def __sub__(self, other):
-        if not isinstance(other, Value) and not _ops.is_number(other):
+        if isinstance(other, Value):
+            return self + (-other)
+        if not _ops.is_number(other):
             return NotImplemented
-        return self + (-other)
+        return self + (-_ops.to_float(other))
 
     def __rsub__(self, other):
         if not _ops.is_number(other):
             return NotImplemented
-        return other + (-self)
+        return _ops.to_float(other) + (-self)
 
     def __rmul__(self, other):
         return _mul(self, other)
 
     def __truediv__(self, other):
-        if not isinstance(other, Value) and not _ops.is_number(other):
+        if isinstance(other, Value):
+            return self * other**-1
+        if not _ops.is_number(other):
             return NotImplemented
-        return self * other**-1
+        return self * _ops.to_float(other) ** -1  # Python's float pow: ZeroDivisionError for 0
 
     def __rtruediv__(self, other):
         if not _ops.is_number(other):
             return NotImplemented
-        return other * self**-1
+        return _ops.to_float(other) * self**-1
 
     def __rpow__(self, other, modulo=None):
-        if not _ops.is_number(other):
-            return NotImplemented
+        if modulo is not None or not _ops.is_number(other):
+            return NotImplemented  # pow(x, v, m): Python's own TypeError, as for any class
         return Value(other) ** self
 
     def __repr__(self):
@@ -318,6 +326,33 @@ cdef class Value:
         # A pickled Value is a leaf (data, grad, label), restored on whichever engine is active.
         from micrograd.engine import _restore_value
         return _restore_value, (self._data, self._grad, self.label)
+
+    # A copy is a leaf too, as after pickling, but of this engine: copying stays in the process.
+    def __copy__(self):
+        cdef Value out = _leaf(self._data)
+        out._grad = self._grad
+        out.label = self.label  # a plain label: what a hand-built node carries besides stays behind
+        return out
+
+    def __deepcopy__(self, memo):
+        return self.__copy__()
+
+
+# ---------------------------------------------------------------------------------------------
+# `v *= 'a'`: when both sides decline, the interpreter tries str's repeat only if Value's class
+# has no sequence table at all. A class made by a `class` statement (pure.Value) always has one,
+# empty; a compiled class has none, so it would say "can't multiply sequence by non-int of type
+# 'Value'" where the pure engine says "unsupported operand type(s) for *=". Give the compiled
+# class the same empty table (static storage: all NULL), so both raise the same TypeError.
+
+cdef extern from "Python.h":
+    ctypedef struct PySequenceMethods:
+        pass
+    ctypedef struct _TypeObject "PyTypeObject":
+        PySequenceMethods *tp_as_sequence
+
+cdef PySequenceMethods _no_sequence_methods
+(<_TypeObject *>Value).tp_as_sequence = &_no_sequence_methods
 
 
 def _no_backward():
@@ -377,20 +412,25 @@ cdef tuple _links(tuple kids):
     """What _a and _b of a node built by hand point at: its children when it has one or two;
     _NO_CHILD when it has none; for more, the first child and a LINK node (never shown) holding
     the rest the same way. A depth-first search through _a then _b then meets the children in
-    order, as the pure engine's search through _prev does, and both order the graph alike."""
+    order, as the pure engine's search through _prev does, and both order the graph alike.
+    Built from the last pair backwards, in a loop: a node may be given 10^6 children."""
+    cdef Py_ssize_t n = len(kids), i
     cdef Value link
-    if len(kids) == 0:
+    cdef object first, second
+    if n == 0:
         return (_NO_CHILD,)
-    if len(kids) <= 2:
+    if n <= 2:
         return kids
-    link = Value.__new__(Value)
-    link.code = LINK
-    rest = _links(kids[1:])  # at most len(kids) deep: the nodes' children are given by hand
-    Py_INCREF(rest[0])
-    link._a = <PyObject *>rest[0]
-    Py_INCREF(rest[1])
-    link._b = <PyObject *>rest[1]
-    return (kids[0], link)
+    first, second = kids[n - 2], kids[n - 1]
+    for i in range(n - 3, -1, -1):  # (first, second) are the links of kids[i+1:]
+        link = Value.__new__(Value)
+        link.code = LINK
+        Py_INCREF(first)
+        link._a = <PyObject *>first
+        Py_INCREF(second)
+        link._b = <PyObject *>second
+        first, second = kids[i], link
+    return (first, second)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,6 +442,12 @@ cdef inline double _as_double(object x) except? -1.0:
     if type(x) is int:  # Karpathy's zero_grad sets p.grad = 0; PyLong_AsDouble, as float() does
         return <double>x
     return _ops.to_float(x)
+
+
+cdef inline double _as_grad(object x) except? -1.0:
+    if type(x) is float or type(x) is int:
+        return _as_double(x)
+    return _ops.to_float(x, "grad")  # its TypeError names grad, not data
 
 
 cdef inline Value _node(double data, int code, Value a, Value b, double aux):

@@ -19,7 +19,7 @@ from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
-from micrograd._engine cimport Value
+from micrograd._engine cimport Value, LINK
 from micrograd._kernels cimport *
 
 from micrograd import _ops, kernels
@@ -131,6 +131,7 @@ cdef class CompiledTape:
     cdef int32_t *output_slots  # n_outputs
     cdef Value _root
     cdef tuple _outputs
+    cdef bint captured          # __init__ finished: every array matches its count
     cdef bint complete          # data holds a whole forward pass (False after a failed one)
     cdef bint busy              # a replay is running (the GIL is released during it)
 
@@ -139,8 +140,8 @@ cdef class CompiledTape:
             raise TypeError("CompiledTape.__init__ cannot be called twice")
         self._outputs = _api.check_outputs(outputs, Value)
         self._root = root
-        self.n_outputs = len(self._outputs)
         self._capture(root)
+        self.captured = True  # only now may the arrays be read (a failed capture leaves gaps)
         self.complete = True  # a fresh tape holds the captured graph's values
 
     def __dealloc__(self):
@@ -181,7 +182,6 @@ cdef class CompiledTape:
             if root.code == MG_LEAF:  # the root is a leaf: a tape of one node
                 child = <PyObject *>root
             else:
-                _check_replayable(root)
                 _insert(&seen, <PyObject *>root, IN_PROGRESS)
                 stack_cap = 64
                 _resize(<void **>&stack, stack_cap, sizeof(Frame))
@@ -205,7 +205,6 @@ cdef class CompiledTape:
                         leaf_data[self.n_leaves] = kid._data
                         self.n_leaves += 1
                     else:  # an interior node: descend
-                        _check_replayable(kid)
                         _insert(&seen, <PyObject *>kid, IN_PROGRESS)
                         if depth == stack_cap:
                             stack_cap *= 2
@@ -225,8 +224,12 @@ cdef class CompiledTape:
                                 raise _api.graph_has_cycle()
                             child = NULL
                     continue
-                # all children emitted: emit the node
+                # all children emitted: emit the node. Nodes built by hand are refused here, in
+                # the order the pure tape meets them (post-order), so both name the same node.
                 depth -= 1
+                if node.code == LINK:
+                    continue  # holds the children of a node built by hand, refused next
+                _check_replayable(node)
                 if mg_arity(node.code) <= 0:
                     raise _api.unsupported_op(node.code)
                 if self.n_interior == interior_cap:
@@ -303,7 +306,8 @@ cdef class CompiledTape:
     cdef int _find_outputs(self, Visited *seen) except -1:
         cdef Py_ssize_t i
         cdef Entry *e
-        _resize(<void **>&self.output_slots, self.n_outputs, sizeof(int32_t))
+        _resize(<void **>&self.output_slots, len(self._outputs), sizeof(int32_t))
+        self.n_outputs = len(self._outputs)
         for i in range(self.n_outputs):
             e = _find(seen, <PyObject *>self._outputs[i])
             if e.key == NULL:
@@ -382,10 +386,10 @@ cdef class CompiledTape:
     def backward(self):
         """Accumulate d(root)/d(leaf) into every leaf's .grad (root's grad set to 1)."""
         cdef Py_ssize_t i, failed
-        if not self.complete:
-            raise _api.not_replayable()
-        self._enter("backward")
+        self._enter("backward")  # first: a forward running in another thread is not a failed one
         try:
+            if not self.complete:
+                raise _api.not_replayable()
             for i in range(self.n_leaves):
                 self.grad[i] = (<Value>self.leaf_refs[i])._grad
             with nogil:
@@ -399,21 +403,27 @@ cdef class CompiledTape:
             self.busy = False
 
     cdef int _enter(self, str what) except -1:
-        if self.data == NULL:  # made with __new__ alone: nothing was captured
-            raise RuntimeError(f"Tape.{what}: this tape captured nothing; make it with Tape(root)")
+        self._check_captured(what)
         if self.busy:
             raise _api.busy(what)
         self.busy = True
         return 0
 
+    cdef int _check_captured(self, str what) except -1:
+        if not self.captured:  # made with __new__ alone, or its capture failed
+            raise _api.not_captured(what)
+        return 0
+
     def _fused_pairs(self):
         """How many mul-add pairs replay runs as one step (for tests of that path)."""
         cdef Py_ssize_t j
+        self._check_captured("_fused_pairs")
         return sum([1 for j in range(self.n_interior) if self.code[j] == PAIR_MUL])
 
     def _structure(self):
         """(codes, a, b, consts, output slots, leaf count) as lists: for tests comparing engines."""
         cdef Py_ssize_t j
+        self._check_captured("_structure")
         return ([_op_of(self.code[j]) for j in range(self.n_interior)],
                 [self.a[j] for j in range(self.n_interior)],
                 [self.b[j] for j in range(self.n_interior)],
