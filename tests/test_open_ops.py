@@ -300,3 +300,15 @@ def test_backward_visits_hand_built_nodes_in_the_same_order_on_both_engines(both
         root.backward()
         orders.append(calls)
     assert orders[0] == orders[1] and len(orders[0]) > 10
+
+
+def test_both_tapes_refuse_the_first_hand_built_node_in_backward_order(both_engines):
+    # The pure tape meets nodes children first; the compiled one must name the same node.
+    names = []
+    for Value in both_engines:
+        inner = Value(0.0, (), "+", label="inner")
+        outer = Value(0.0, (inner,), "", label="outer")
+        with pytest.raises(ValueError, match="Tape cannot replay") as info:
+            Tape(outer * 2)
+        names.append(str(info.value).split(":")[0])
+    assert names[0] == names[1] and "'inner'" in names[0]
