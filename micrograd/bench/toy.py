@@ -30,6 +30,7 @@ MOONS_LR = 0.1
 L2 = 1e-4  # the demo's alpha
 DIGITS_LR = 0.1
 GPT_LR = 0.01
+GPT_CONFIG = {"n_embd": 16, "n_head": 4, "n_layer": 1, "block_size": 16}  # micrograd.gpt.Config's defaults
 GPT_DOCS = 200  # generated names, cycled through, one per step
 TORCH_PIN = "torch==2.13.0"
 
@@ -223,7 +224,7 @@ def value_step(engine: str, name: str, data: Dict[str, Any], samples: int = 0) -
 def _gpt_value_step(Value: type, tape: Any, data: Dict[str, Any]) -> ValueStep:
     from micrograd import gpt
 
-    model = gpt.GPT(data["vocab_size"], gpt.Config(), seed=SEED, engine=Value)
+    model = gpt.GPT(data["vocab_size"], gpt.Config(**GPT_CONFIG), seed=SEED, engine=Value)
     docs = data["docs"]
     opt = gpt.adam(model, GPT_LR)
     if tape is None:
@@ -277,7 +278,7 @@ class TorchStep:
         from micrograd import gpt
 
         torch = self.torch
-        ours = gpt.GPT(data["vocab_size"], gpt.Config(), seed=SEED, engine="python")  # the weights
+        ours = gpt.GPT(data["vocab_size"], gpt.Config(**GPT_CONFIG), seed=SEED, engine="python")  # the weights
         self.model = torch_gpt(torch, ours)
         self.docs = [(torch.tensor(d[:-1][:ours.cfg.block_size]), torch.tensor(d[1:][:ours.cfg.block_size]))
                      for d in data["docs"]]
