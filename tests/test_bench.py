@@ -587,10 +587,14 @@ def test_a_toy_workload_too_slow_for_the_cap_is_not_run_and_says_its_estimate(to
     events = Events()
     config = {"engine": "python", "problem": {"toy": toy_data}, "toy_cap_s": 1.0,
               "budget": {"seconds": 0.001, "min_rounds": 3, "max_rounds": 3}}
-    worker.run_toy(events, "moons-256", config, gate_s=0.5)  # gate: 2 steps of 1 point in 0.5 s
+    worker.run_toy(events, "moons-256", config, [0.4, 0.25])  # gate: setup + step, then a step, of 1 point
     (result,) = events.of("result")
     assert result["not_run"] and result["estimate_s"] == pytest.approx(0.25 * 100)
-    assert result["error"].startswith("not run: est. 25 s a step") and "median" not in result
+    assert result["error"].startswith("not run: est. 25 s a step, 115 s to set up and run 4") and "median" not in result
+    events = Events()
+    worker.run_toy(events, "moons-16", dict(config, toy_cap_s=60.0), [0.01, 0.01])
+    (result,) = events.of("result")
+    assert result["rounds"] == 3 and result["nodes"] == 65_818
 
 
 def test_suite_selects_workloads():
@@ -603,6 +607,8 @@ def test_suite_selects_workloads():
     assert chosen("--quick", "--suite", "toy") == list(toy.QUICK) == ["moons-16", "digits-32", "gpt-16"]
     assert chosen("--quick") == list(workloads.WORKLOADS) + list(toy.QUICK)
     assert chosen("--suite", "toy", "--workloads", "gpt-16,demo-step") == ["gpt-16"]
+    engines = cli.make_config(cli.build_parser().parse_args(["--suite", "toy"])).engines
+    assert engines == ["python", "cython", "python-tape", "cython-tape", "torch-batched"]  # those with toy workloads
     with pytest.raises(SystemExit) as exc:
         chosen("--suite", "toy", "--workloads", "demo-step")
     assert exc.value.code == 2

@@ -115,6 +115,8 @@ def make_config(args: argparse.Namespace) -> runner.Config:
     overrides["probes"] = not args.no_probes
     overrides["karpathy_path"] = args.karpathy_path
     config = runner.Config.quick_config(**overrides) if args.quick else runner.Config(**overrides)
+    if not args.engines:  # by default, the engines that run any of these workloads
+        config.engines = [e for e in config.engines if runner.workloads_of(e, config)]
     if args.budget:
         config.budget = dict(config.budget, seconds=args.budget)
     return config

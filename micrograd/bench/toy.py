@@ -20,6 +20,7 @@ itself, in every engine's process); the functions import the package, or torch, 
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -368,16 +369,29 @@ def make_step(engine: str, name: str, data: Dict[str, Any], samples: int = 0) ->
     return value_step(engine, name, data, samples)
 
 
-def gate(engine: str, gate_name: str, data: Dict[str, Any]) -> List[float]:
+def gate(engine: str, gate_name: str, data: Dict[str, Any], seconds: Optional[List[float]] = None) -> List[float]:
     """The loss and every gradient of two training steps in a row (the second after the first's
-    update, so a replay is checked too), on the gate's smaller instance of the workload."""
+    update, so a replay is checked too), on the gate's smaller instance of the workload.
+    ``seconds`` gets the time of each: setting up and the first step, then the second step."""
     name = gate_workload(gate_name)
+    start = time.perf_counter()
     step = make_step(engine, name, data, TOY[name].gate_samples)
     out: List[float] = []
     for _ in range(2):
         loss = step.step()
         out += [loss] + step.grads()
+        if seconds is not None:
+            seconds.append(time.perf_counter() - start)
+            start = time.perf_counter()
     return out
+
+
+def estimate(name: str, data: Dict[str, Any], gate_seconds: Sequence[float], rounds: int) -> tuple:
+    """(seconds a step, seconds for setting up and ``rounds`` steps) of a workload, scaled up
+    from its gate's (setting up with the first step, then a step): the graph grows with the
+    points, so does the time. Rough (a tape's capture and a big graph's memory scale worse)."""
+    first, step = (t * gate_scale(name, data) for t in gate_seconds)
+    return step, first + (rounds - 1) * step
 
 
 def gate_scale(name: str, data: Dict[str, Any]) -> float:

@@ -139,15 +139,14 @@ def timed_runs(kit: Any, workload: str, size: Optional[int], problem: Dict[str, 
     raise ValueError(f"unknown workload {workload!r}")
 
 
-def run_gates(proto: Protocol, kit: Any, config: Dict[str, Any], seconds: Optional[Dict[str, float]] = None) -> Dict[str, str]:
+def run_gates(proto: Protocol, kit: Any, config: Dict[str, Any], seconds: Optional[Dict[str, List[float]]] = None) -> Dict[str, str]:
     """Each gate this engine's workloads need, before any timing: {gate: why it failed}.
-    ``seconds`` gets how long each gate took (a toy workload's step is estimated from it)."""
+    ``seconds`` gets the times of each toy gate's two steps (its workloads are estimated from them)."""
     failed: Dict[str, str] = {}
     for name in config["gates"]:
-        start = time.perf_counter()
         try:
             if name in toy.GATES:
-                values = toy.gate(config["engine"], name, config["problem"]["toy"])
+                values = toy.gate(config["engine"], name, config["problem"]["toy"], seconds.setdefault(name, []) if seconds is not None else None)
             elif isinstance(kit, workloads.TorchBatchedDemo):
                 values = kit.gate()
             else:
@@ -155,8 +154,6 @@ def run_gates(proto: Protocol, kit: Any, config: Dict[str, Any], seconds: Option
             verdict = workloads.compare(values, config["reference"][name], config["tolerance"])
         except Exception as exc:  # RecursionError too: it is one
             verdict = {"passed": False, "max_abs_diff": None, "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
-        if seconds is not None:
-            seconds[name] = time.perf_counter() - start
         proto.emit("gate", gate=name, **verdict)
         if not verdict["passed"]:
             failed[name] = verdict.get("error") or f"wrong numbers (max abs diff {verdict['max_abs_diff']!r})"
@@ -165,7 +162,7 @@ def run_gates(proto: Protocol, kit: Any, config: Dict[str, Any], seconds: Option
 
 def run_timings(proto: Protocol, kit: Any, config: Dict[str, Any]) -> None:
     """Times every run whose gate passed; a workload whose gate failed is reported, not timed."""
-    gate_seconds: Dict[str, float] = {}
+    gate_seconds: Dict[str, List[float]] = {}
     failed = run_gates(proto, kit, config, gate_seconds)
     broken: Dict[str, str] = {}  # workload -> error at a smaller size: larger sizes are skipped
     for workload, size in config["runs"]:
@@ -193,16 +190,18 @@ def run_timings(proto: Protocol, kit: Any, config: Dict[str, Any]) -> None:
         proto.emit("result", workload=workload, size=size, times=times, **timing.summary(times))
 
 
-def run_toy(proto: Protocol, workload: str, config: Dict[str, Any], gate_s: float) -> None:
-    """Times one toy workload's training step, unless its rounds would take longer than the cap
-    (estimated from the gate: two steps on a smaller instance, scaled up): then says so."""
+def run_toy(proto: Protocol, workload: str, config: Dict[str, Any], gate_seconds: List[float]) -> None:
+    """Times one toy workload's training step, unless setting it up and its fewest rounds would
+    take longer than the cap (estimated from the gate: two steps on a smaller instance, scaled
+    up): then says so, with the estimate."""
     data, budget = config["problem"]["toy"], config["budget"]
-    estimate = gate_s / 2 * toy.gate_scale(workload, data)
+    rounds = budget["min_rounds"] + 1  # and the warm-up
+    step_s, total_s = toy.estimate(workload, data, gate_seconds, rounds)
     # Only this package's engines can be that slow (torch's gate time is mostly its start-up).
-    if config["engine"] in OURS and estimate * (budget["min_rounds"] + 1) > config["toy_cap_s"]:
-        proto.emit("result", workload=workload, size=None, not_run=True, estimate_s=estimate,
-                   error=f"not run: est. {estimate:.3g} s a step (from its gate), "
-                         f"{budget['min_rounds'] + 1} rounds over the limit of {config['toy_cap_s']:g} s")
+    if config["engine"] in OURS and total_s > config["toy_cap_s"]:
+        proto.emit("result", workload=workload, size=None, not_run=True, estimate_s=step_s,
+                   error=f"not run: est. {step_s:.3g} s a step, {total_s:.3g} s to set up and run {rounds} "
+                         f"(from its gate), over the limit of {config['toy_cap_s']:g} s")
         return
     proto.emit("progress", what=f"{workload}: setting up")
     try:
