@@ -53,7 +53,7 @@ class Toy:
 def _moons(width: int, quick: bool = False) -> Toy:
     return Toy(
         "moons", width,
-        f"{MOONS_SAMPLES} two-moons points, MLP(2, [{width}, {width}, 1]), max-margin loss + L2 {L2:g}, SGD",
+        f"{MOONS_SAMPLES} two-moons points, MLP(2, [{width}, {width}, 1]), max-margin loss + L2 {L2:g}, SGD (lr {MOONS_LR:g})",
         gate=f"toy-moons-{width}", gate_samples=1 if width > 64 else 4, quick=quick,
     )
 
@@ -62,12 +62,12 @@ TOY: Dict[str, Toy] = {
     "moons-16": _moons(16, quick=True),
     "moons-64": _moons(64),
     "moons-256": _moons(256),
-    "digits-32": Toy("digits", 32, "digits (8x8), MLP(64, [32, 10]), softmax cross-entropy, SGD, a minibatch of 32 "
+    "digits-32": Toy("digits", 32, f"digits (8x8), MLP(64, [32, 10]), softmax cross-entropy, SGD (lr {DIGITS_LR:g}), a minibatch of 32 "
                      "(the same one every step)", gate="toy-digits", gate_samples=8, quick=True),
-    "digits-full": Toy("digits", 0, "digits (8x8), MLP(64, [32, 10]), softmax cross-entropy, SGD, the full batch",
+    "digits-full": Toy("digits", 0, f"digits (8x8), MLP(64, [32, 10]), softmax cross-entropy, SGD (lr {DIGITS_LR:g}), the full batch",
                        gate="toy-digits", gate_samples=8),
     "gpt-16": Toy("gpt", 16, "microgpt-style GPT (n_embd 16, 4 heads, 1 layer, block 16), one generated name per "
-                  "step, Adam; the tape replays one 16-position window with one-hot leaf tokens for every name, "
+                  f"step, Adam (lr {GPT_LR:g}, betas 0.85, 0.99); the tape replays one 16-position window with one-hot leaf tokens for every name, "
                   "eager builds each name's own (shorter) graph; nodes: the window's", gate="toy-gpt-16", quick=True),
 }
 GATES = tuple(dict.fromkeys(t.gate for t in TOY.values()))
