@@ -2,12 +2,12 @@
 # the same Value API as the pure engine (micrograd/pure.py). tests/test_stub.py checks that the
 # names here equal the public names of both engines' Value classes, and that the signatures
 # match the pure engine's.
-from typing import Callable, Iterable, SupportsFloat, SupportsIndex, Union
+from typing import Callable, Iterable, Optional, SupportsFloat, SupportsIndex, Union
 
 # A number is anything with __float__ or __index__ (int, float, bool, Fraction, NumPy scalars).
 _Number = Union[SupportsFloat, SupportsIndex]
 
-# Op name -> op code; equal to micrograd._ops.OP_CODES.
+# Op name -> op code; equal to micrograd._ops.OP_CODES (checked when the module loads).
 OP_CODES: dict[str, int]
 
 class Value:
@@ -17,8 +17,10 @@ class Value:
         self,
         data: _Number,
         _children: Iterable[Value] = (),
-        _op: str = "",
+        _op: Union[str, Iterable[_Number]] = "",
         label: str = "",
+        *,
+        local_grads: Optional[Iterable[_Number]] = None,
     ) -> None: ...
 
     # -- attributes: data and grad are always floats, set from any number
@@ -38,6 +40,10 @@ class Value:
     def _op(self) -> str: ...
     @property
     def _prev(self) -> tuple[Value, ...]: ...
+    @property
+    def _children(self) -> tuple[Value, ...]: ...
+    @property
+    def _local_grads(self) -> tuple[float, ...]: ...
 
     # -- ops
     def __add__(self, other: Value | _Number) -> Value: ...
@@ -48,9 +54,14 @@ class Value:
     def exp(self) -> Value: ...
     def log(self) -> Value: ...
     def sigmoid(self) -> Value: ...
+    def abs(self) -> Value: ...
+    def __abs__(self) -> Value: ...
 
     # -- backpropagation
-    def _backward(self) -> None: ...
+    @property
+    def _backward(self) -> Callable[[], None]: ...
+    @_backward.setter
+    def _backward(self, fn: Callable[[], None]) -> None: ...
     def backward(self) -> None: ...
 
     # -- composite ops

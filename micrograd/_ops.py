@@ -1,25 +1,31 @@
 """The op table both engines follow, and the input checks and error messages they share.
 
-Each op has a code (the Cython engine switches on it; the pure engine dispatches on it), a
-name, an arity, and the symbol Karpathy's micrograd shows as ``Value._op``. The forward and
-backward formulas live in the engines, side by side, and must be written identically there:
-the two engines are required to agree bit for bit.
+Each op has a code (the engines and tapes switch on it), a name, an arity (how many Value
+operands), the symbol Karpathy's micrograd shows as ``Value._op``, and the ``Value`` method
+that applies it. Every list of ops in the package is derived from ``OPS``, or checked against
+it when its module loads. The formulas live in one place per language: ``micrograd/kernels.py``
+(Python) and ``micrograd/_kernels.h`` (C), which must agree bit for bit. Every backward rule
+has one form: ``child.grad += local * out.grad``, for each operand in order, where ``local`` is
+the op's local derivative d(out)/d(child) (microgpt's ``_local_grads``):
 
-    op       forward              backward (g = out.grad; rules applied in this order)
-    add      a + b                a.grad += g;                 b.grad += g
-    mul      a * b                a.grad += b * g;             b.grad += a * g
-    powc     a ** k (k constant)  a.grad += (k * a**(k-1)) * g
-    pow      a ** b (b a Value)   a.grad += (b * a**(b-1)) * g;
-                                  b.grad += (out * log(a)) * g  (0 where a == 0 and b >= 0)
-    relu     0 if a < 0 else a    a.grad += (out > 0) * g
-    tanh     tanh(a)              a.grad += (1 - out*out) * g
-    exp      exp(a)               a.grad += out * g
-    log      log(a)               a.grad += g / a
-    sigmoid  1/(1+exp(-a)), a>=0  a.grad += (out * (1 - out)) * g
+    op       forward              local derivatives (a, b: operands; out: the result)
+    add      a + b                1, 1
+    mul      a * b                b, a
+    powc     a ** k (k constant)  k * a**(k-1)
+    pow      a ** b (b a Value)   b * a**(b-1), out * log(a) (0 where a == 0 and b >= 0)
+    relu     0 if a < 0 else a    1 if out > 0 else 0
+    tanh     tanh(a)              1 - out*out
+    exp      exp(a)               out
+    log      log(a)               1 / a
+    sigmoid  1/(1+exp(-a)), a>=0  out * (1 - out)
              e/(1+e), e=exp(a)
+    abs      |a|                  1 if a > 0, -1 if a < 0, 0 at a == 0 (as PyTorch)
 
 ``pow`` in forward is checked (see `pow_error`); in backward it is C's pow(), which returns
 inf or nan instead of raising, so a backward pass never stops half way.
+
+Besides the ops there are two kinds of node built by hand, whose backward rule was given when
+the node was made (see `CUSTOM` and `LOCAL_GRADS`); tapes cannot replay them.
 """
 from __future__ import annotations
 
@@ -30,24 +36,37 @@ from typing import NamedTuple
 class Op(NamedTuple):
     code: int
     name: str
-    arity: int
+    arity: int  # Value operands (powc's exponent is a constant, not an operand)
     symbol: str
+    method: str  # the Value method that applies it ('' for a leaf)
 
 
 OPS = (
-    Op(0, "leaf", 0, ""),
-    Op(1, "add", 2, "+"),
-    Op(2, "mul", 2, "*"),
-    Op(3, "powc", 1, "**"),  # constant exponent, kept in the node; shown as '**2' like Karpathy's
-    Op(4, "pow", 2, "**"),  # Value exponent
-    Op(5, "relu", 1, "ReLU"),
-    Op(6, "tanh", 1, "tanh"),
-    Op(7, "exp", 1, "exp"),
-    Op(8, "log", 1, "log"),
-    Op(9, "sigmoid", 1, "sigmoid"),
+    Op(0, "leaf", 0, "", ""),
+    Op(1, "add", 2, "+", "__add__"),
+    Op(2, "mul", 2, "*", "__mul__"),
+    Op(3, "powc", 1, "**", "__pow__"),  # constant exponent, kept in the node; shown as '**2' like Karpathy's
+    Op(4, "pow", 2, "**", "__pow__"),  # Value exponent
+    Op(5, "relu", 1, "ReLU", "relu"),
+    Op(6, "tanh", 1, "tanh", "tanh"),
+    Op(7, "exp", 1, "exp", "exp"),
+    Op(8, "log", 1, "log", "log"),
+    Op(9, "sigmoid", 1, "sigmoid", "sigmoid"),
+    Op(10, "abs", 1, "abs", "abs"),
 )
 OP_CODES = {op.name: op.code for op in OPS}
-LEAF, ADD, MUL, POWC, POW, RELU, TANH, EXP, LOG, SIGMOID = (op.code for op in OPS)
+LEAF, ADD, MUL, POWC, POW, RELU, TANH, EXP, LOG, SIGMOID, ABS = (op.code for op in OPS)
+BUILTIN_CODES = frozenset(op.code for op in OPS if op.code != LEAF)
+
+# Nodes built by hand with ``Value(data, children, ...)`` (not ops: each carries its own rule).
+# CUSTOM: Karpathy's lecture style, ``Value(data, children, '<any _op>')``; its backward does
+#   nothing until a Python function is assigned to ``_backward`` (assigning one to any node
+#   makes it CUSTOM).
+# LOCAL_GRADS: microgpt style, ``Value(data, children, local_grads)``; its backward adds
+#   ``local_grads[i] * out.grad`` into child i, in order.
+CUSTOM = 64
+LOCAL_GRADS = 65
+HAND_BUILT_CODES = frozenset((CUSTOM, LOCAL_GRADS))
 
 
 def format_exponent(k: float) -> str:
@@ -56,43 +75,19 @@ def format_exponent(k: float) -> str:
 
 
 def symbol(code: int, aux: float) -> str:
-    """The ``_op`` string of a node: its op's symbol, with the exponent for ``powc``."""
+    """The ``_op`` string of a built-in op's node: its symbol, with the exponent for ``powc``."""
     if code == POWC:
         return "**" + format_exponent(aux)
     return OPS[code].symbol
 
 
-def parse_symbol(op: str, nchildren: int) -> tuple[int, float]:
-    """(code, aux) for a Karpathy-style ``Value(data, _children, _op)`` call.
-
-    Only needed when a user builds a node by hand; the engines' own ops never come here.
-    """
-    if not isinstance(op, str):
-        raise TypeError(f"Value _op must be a str, not {type(op).__name__}")
-    code, aux = None, 0.0
-    if op.startswith("**") and len(op) > 2:
-        code, aux = POWC, to_float(_parse_float(op[2:]))
-    elif op == "**":
-        code = POW
-    elif op == "" and nchildren == 0:
-        code = LEAF
-    else:
-        code = next((o.code for o in OPS[1:] if o.symbol == op and o.code != POWC), None)
-    if code is None:
-        known = ", ".join(repr(o.symbol) for o in OPS[1:] if o.code != POWC)
-        raise ValueError(f"unknown Value _op {op!r}; expected '' for a leaf, '**<number>' or one of {known}")
-    if OPS[code].arity != nchildren:
-        raise ValueError(
-            f"Value _op {op!r} takes {OPS[code].arity} children, got {nchildren}"
-        )
-    return code, aux
-
-
-def _parse_float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"unknown Value _op '**{text}': the exponent is not a number") from None
+def unknown_op(code: int) -> ValueError:
+    """The error every loop over op codes raises for a code it does not know (never another
+    op's formula)."""
+    return ValueError(
+        f"op code {code} has no forward or backward rule: the ops are codes 1-{len(OPS) - 1} of "
+        "micrograd._ops.OPS (0 is a leaf)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,9 +128,54 @@ def check_children(children: object, value_type: type) -> tuple:
     for kid in kids:
         if not isinstance(kid, value_type):
             raise TypeError(f"Value _children must hold Value objects, not {type(kid).__name__!r}")
-    if len(kids) > 2:
-        raise ValueError(f"a Value has at most 2 children, got {len(kids)}")
     return kids
+
+
+def check_op(op: object) -> str:
+    if not isinstance(op, str):
+        raise TypeError(f"Value _op must be a str, not {type(op).__name__!r}")
+    return op
+
+
+def check_local_grads(local_grads: object, n_children: int) -> tuple:
+    """microgpt's ``local_grads``: one number per child, kept as floats."""
+    try:
+        grads: tuple = tuple(local_grads)  # type: ignore[call-overload, arg-type]
+    except TypeError:
+        raise TypeError(
+            f"Value local_grads must be an iterable of numbers, not {type(local_grads).__name__!r}"
+        ) from None
+    if len(grads) != n_children:
+        raise ValueError(f"Value local_grads has {len(grads)} numbers for {n_children} children")
+    return tuple(to_float(g) for g in grads)
+
+
+def python_backward(fn: object) -> object:
+    """What may be assigned to ``Value._backward``: a callable taking no argument."""
+    if not callable(fn):
+        raise TypeError(f"Value._backward must be callable (a function of no arguments), not {type(fn).__name__!r}")
+    return fn
+
+
+def creates_cycle(node: object, children: tuple) -> ValueError:
+    return ValueError(
+        f"Value.__init__: {node!r} cannot take these children: it is one of them or below one "
+        "of them, so the graph would have a cycle (a node must be made from nodes made before it)"
+    )
+
+
+def stale_backward(node: object) -> ValueError:
+    return ValueError(
+        f"this _backward was read from {node!r} before it was re-initialised; it no longer fits "
+        "the node (read _backward again)"
+    )
+
+
+def no_local_grads(node: object) -> AttributeError:
+    return AttributeError(
+        f"{node!r} (_op {getattr(node, '_op', '')!r}) has no _local_grads: its backward is a Python "
+        "function (or nothing), assigned through _backward"
+    )
 
 
 # ---------------------------------------------------------------------------------------------

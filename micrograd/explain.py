@@ -8,20 +8,24 @@
 
 Each step runs the node's own ``_backward()``, in the order ``backward()`` uses, so after the
 last step every grad equals, bit for bit, what ``o.backward()`` gives. The numbers printed
-beside it (local derivatives, grads sent down) are computed from the formulas of the shared op
-table (``micrograd/_ops.py``); leaves have no step (their backward does nothing).
+beside it (local derivatives, grads sent down) come from the ops' kernels
+(``micrograd/kernels.py``), or a hand-built node's ``_local_grads``; leaves have no step
+(their backward does nothing). For a node with a Python ``_backward`` the local derivatives
+are unknown (shown as nan); the step still runs it.
 """
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from typing import Any, Iterator, TextIO
 
-from micrograd._ops import ADD, EXP, LOG, MUL, POW, POWC, RELU, SIGMOID, TANH, format_exponent
-from micrograd.graph import index_of, node_name, op_code, topological_order
-from micrograd.pure import _c_div, _c_pow, _exponent_slope  # C's pow/division, as both engines use
+from micrograd import kernels
+from micrograd._ops import ADD, CUSTOM, LOCAL_GRADS, MUL, POW, POWC, format_exponent
+from micrograd.graph import index_of, is_leaf, node_name, op_code, topological_order
 
 Value = Any  # a Value of either engine
+PYTHON_BACKWARD = "(Python _backward)"  # the formula shown for a node with its own function
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,7 @@ class OperandStep:
     name: str
     formula: str  # the local derivative d(node)/d(operand), in words
     local: float  # its value
-    grad_out: float  # the gradient sent down: local * grad_in (g / x for log, as the engine does)
+    grad_out: float  # the gradient sent down: local * grad_in, as the engine computes it
     grad_before: float  # the operand's grad before the step
     grad_after: float  # and after it; grad_after = grad_before + grad_out, except for `a op a`,
     #                    where both operand slots show the grad before and after both additions
@@ -56,45 +60,33 @@ class BackwardStep:
         p = self.precision
         lines = [f"step {self.number}/{self.total}: {self.expression}    {self.name}.grad = {self.grad_in:.{p}f}"]
         for o in self.operands:
-            lines.append(
-                f"    {o.name}: local d({self.name})/d({o.name}) = {o.formula} = {o.local:.{p}f}; "
-                f"grad out = {o.local:.{p}f} * {self.grad_in:.{p}f} = {o.grad_out:.{p}f}; "
-                f"{o.name}.grad {o.grad_before:.{p}f} -> {o.grad_after:.{p}f}"
-            )
+            if o.formula == PYTHON_BACKWARD:  # the local derivative is the function's secret
+                sent = f"grad out (by the node's Python _backward) = {o.grad_out:.{p}f}"
+            else:
+                sent = (
+                    f"local d({self.name})/d({o.name}) = {o.formula} = {o.local:.{p}f}; "
+                    f"grad out = {o.local:.{p}f} * {self.grad_in:.{p}f} = {o.grad_out:.{p}f}"
+                )
+            lines.append(f"    {o.name}: {sent}; {o.name}.grad {o.grad_before:.{p}f} -> {o.grad_after:.{p}f}")
         return "\n".join(lines)
 
 
 def _local_derivatives(node: Value, code: int, k: float) -> list[tuple[str, float]]:
-    """(formula, value) of d(node)/d(operand) for each operand, from the op table's backward
-    rules; symbols: out = this node, a and b = its operands."""
+    """(formula, value) of d(node)/d(operand) for each operand, from the op's kernel; symbols:
+    out = this node, a and b = its operands."""
     prev = node._prev
-    out = node.data
-    a = prev[0].data
-    if code == ADD:
-        return [("1", 1.0), ("1", 1.0)]
-    if code == MUL:
-        return [("b", prev[1].data), ("a", a)]
-    if code == POWC:
-        return [(f"{format_exponent(k)}*a**{format_exponent(k - 1.0)}", k * _c_pow(a, k - 1.0))]
-    if code == POW:
-        b = prev[1].data
-        return [("b*a**(b-1)", b * _c_pow(a, b - 1.0)), ("out*log(a)", _exponent_slope(a, b, out))]
-    if code == RELU:
-        return [("1 if out > 0 else 0", float(out > 0))]
-    if code == TANH:
-        return [("1 - out**2", 1.0 - out * out)]
-    if code == EXP:
-        return [("out", out)]
-    if code == LOG:
-        return [("1/a", _c_div(1.0, a))]
-    if code == SIGMOID:
-        return [("out*(1 - out)", out * (1.0 - out))]
-    raise ValueError(f"no backward rule for op {node._op!r}")
-
-
-def _grad_out(code: int, local: float, g: float, operand: Value) -> float:
-    """The amount the engine adds to the operand's grad: local * g, except log's g / a."""
-    return _c_div(g, operand.data) if code == LOG else local * g
+    if code == LOCAL_GRADS:
+        return [(f"local_grads[{i}]", g) for i, g in enumerate(node._local_grads)]
+    if code == CUSTOM:
+        return [(PYTHON_BACKWARD, math.nan)] * len(prev)
+    kernel = kernels.KERNELS.get(code)
+    if kernel is None:
+        raise ValueError(f"no backward rule for op {node._op!r}")
+    y = prev[1].data if len(prev) > 1 else k
+    formulas = kernel.formulas
+    if code == POWC:  # the exponent spelled out: 2*a**1
+        formulas = (f"{format_exponent(k)}*a**{format_exponent(k - 1.0)}",)
+    return list(zip(formulas, kernel.grads(prev[0].data, y, node.data)))
 
 
 def _spell_names(formula: str, names: list[str], name: str) -> str:
@@ -121,7 +113,9 @@ def _expression(name: str, op: str, code: int, names: list[str]) -> str:
         return f"{name} = {names[0]}{op}"
     if code == POW:
         return f"{name} = {names[0]}**{names[1]}"
-    return f"{name} = {op}({names[0]})"
+    if code == LOCAL_GRADS and not op:  # microgpt's nodes have no _op
+        op = "local_grads"
+    return f"{name} = {op}({', '.join(names)})"
 
 
 class BackwardStepper:
@@ -138,7 +132,7 @@ class BackwardStepper:
         self.root = root
         self.precision = precision
         self._names = {id(node): node_name(node, index[id(node)]) for node in order}
-        self._order = [node for node in reversed(order) if node._prev]  # backward order; leaves do nothing
+        self._order = [node for node in reversed(order) if not is_leaf(node)]  # leaves do nothing
         self._position = 0
         if zero_grad:
             for node in order:
@@ -177,7 +171,7 @@ class BackwardStepper:
                 name=names[i],
                 formula=_spell_names(rules[i][0], names, name),
                 local=rules[i][1],
-                grad_out=_grad_out(code, rules[i][1], g, operands[0]),
+                grad_out=rules[i][1] * g if code != CUSTOM else child.grad - before[i],
                 grad_before=before[i],
                 grad_after=child.grad,
             )

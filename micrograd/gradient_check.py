@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from micrograd import _ops
 from micrograd.engine import is_value
-from micrograd.graph import apply_op, check_value, index_of, node_name, topological_order
+from micrograd.graph import apply_op, check_value, index_of, is_leaf, node_name, topological_order
 
 Value = Any  # a Value of either engine
 _EVALUATION_ERRORS = (ArithmeticError, ValueError)  # an op undefined at a perturbed point
@@ -159,10 +159,10 @@ def _rebuild(order: list[Value], index: dict[int, int], new_data: dict[int, floa
     value_type = type(order[-1])
     copies: list[Value] = []
     for i, node in enumerate(order):
-        if node._prev:
-            copies.append(apply_op(node, [copies[index[id(child)]] for child in node._prev]))
-        else:
+        if is_leaf(node):
             copies.append(value_type(new_data.get(i, node.data)))
+        else:
+            copies.append(apply_op(node, [copies[index[id(child)]] for child in node._prev]))
     return copies
 
 
@@ -170,14 +170,14 @@ def _check_graph(root: Value, wanted: list[Value] | None, eps: float):
     order = topological_order(root)  # root comes last
     index = index_of(order)
     if wanted is None:
-        targets = [i for i, node in enumerate(order) if not node._prev]
+        targets = [i for i, node in enumerate(order) if is_leaf(node)]
     else:
         targets = []
         for k, leaf in enumerate(wanted):
             check_value(leaf, "gradcheck inputs")
             if id(leaf) not in index:
                 raise ValueError(f"gradcheck inputs[{k}] ({leaf!r}) is not in the graph of the Value checked")
-            if leaf._prev:
+            if not is_leaf(leaf):
                 raise ValueError(f"gradcheck inputs[{k}] is not a leaf: it is the result of {leaf._op!r}")
             targets.append(index[id(leaf)])
     copy = _rebuild(order, index, {})
@@ -199,7 +199,7 @@ def _check_graph(root: Value, wanted: list[Value] | None, eps: float):
 def _check_function(f: Callable[..., Value], inputs: Sequence[Value], eps: float):
     for k, x in enumerate(inputs):
         check_value(x, "gradcheck inputs")
-        if x._prev:
+        if not is_leaf(x):
             raise ValueError(f"gradcheck inputs[{k}] is not a leaf: it is the result of {x._op!r}")
     saved = [(x.data, x.grad) for x in inputs]
     try:

@@ -47,34 +47,39 @@ def node_name(node: Value, index: int) -> str:
     return node.label or f"#{index}"
 
 
+def is_leaf(node: Value) -> bool:
+    """A Value made directly (data, maybe a label), not by an op nor built by hand."""
+    return node._code == _ops.LEAF
+
+
 def op_code(node: Value) -> tuple[int, float]:
-    """(op code, aux) of a node from its ``_op`` symbol, via the shared op table: aux is the
-    exponent of ``**k``, recovered exactly (the symbol spells it with ``repr``)."""
-    prev = node._prev
-    if not prev:
-        return _ops.LEAF, 0.0
-    return _ops.parse_symbol(node._op, len(prev))
+    """(op code, aux) of a node: its code in the shared op table (or _ops.CUSTOM /
+    _ops.LOCAL_GRADS for a node built by hand) and, for ``**k``, the exponent k, recovered
+    exactly from the ``_op`` symbol (which spells it with ``repr``)."""
+    code = node._code
+    if code == _ops.POWC:
+        return code, float(node._op[2:])
+    return code, 0.0
 
 
 def apply_op(node: Value, operands: list[Value]) -> Value:
-    """Redo ``node``'s op on new operands, through the engine's own operators."""
+    """Redo ``node``'s op on new operands, through the engine's own operators (the method of
+    the op's row in ``micrograd._ops.OPS``)."""
     code, k = op_code(node)
-    if code == _ops.ADD:
-        return operands[0] + operands[1]
-    if code == _ops.MUL:
-        return operands[0] * operands[1]
-    if code == _ops.POWC:
-        return operands[0] ** k
-    if code == _ops.POW:
-        return operands[0] ** operands[1]
-    unary = {_ops.RELU: "relu", _ops.TANH: "tanh", _ops.EXP: "exp", _ops.LOG: "log", _ops.SIGMOID: "sigmoid"}
-    return getattr(operands[0], unary[code])()
+    if code in _ops.HAND_BUILT_CODES:
+        raise ValueError(
+            f"cannot redo the node {node!r} (_op {node._op!r}): it was built by hand, so its data "
+            "is not a function of its children that micrograd knows"
+        )
+    method = getattr(operands[0], _ops.OPS[code].method)
+    return method(k) if code == _ops.POWC else method(*operands[1:])
 
 
 def by_op(nodes: Iterable[Value]) -> dict[str, int]:
-    """How many of ``nodes`` each op made, leaves under ``"leaf"``; most common first, ties
+    """How many of ``nodes`` each op made, leaves under ``"leaf"`` (and nodes built by hand with
+    no _op, as microgpt's, under ``"hand-built"``); most common first, ties
     in symbol order, so printing it is deterministic."""
-    counts = Counter(node._op or "leaf" for node in nodes)
+    counts = Counter(node._op or ("leaf" if is_leaf(node) else "hand-built") for node in nodes)
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 

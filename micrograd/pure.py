@@ -4,18 +4,20 @@ Differences from karpathy/micrograd, all deliberate:
 - ``_prev`` is a tuple in argument order (not a set), so the order in which gradients
   accumulate is fixed and the compiled engine can reproduce it bit for bit;
 - ``backward()`` sorts the graph with an explicit stack, so any depth works;
-- each op's backward rule is a method next to its forward, found through the node's op code
-  (no closure per node, and so no reference cycle per node);
+- each op's formulas live in ``micrograd/kernels.py``, found through the node's op code (no
+  closure per node, and so no reference cycle per node);
 - data and grad are always floats; bad input raises TypeError naming the type.
+Nodes built by hand work as in Karpathy's lecture (``Value(data, children, '<op>')``, then
+assign ``_backward``) and microgpt (``Value(data, children, local_grads)``).
 See ``micrograd/_ops.py`` for the table of ops both engines share.
 """
 from __future__ import annotations
 
-import math
+import functools
 from typing import Any, Callable, Iterable
 
-from micrograd import _ops
-from micrograd._ops import ADD, EXP, LEAF, LOG, MUL, POW, POWC, RELU, SIGMOID, TANH
+from micrograd import _ops, kernels
+from micrograd._ops import ABS, CUSTOM, EXP, LEAF, LOCAL_GRADS, LOG, POW, POWC, RELU, SIGMOID, TANH
 
 Number = Any  # int, float, or anything with __float__
 
@@ -24,24 +26,51 @@ def _as_float(x: object) -> float:
     return x if type(x) is float else _ops.to_float(x)  # type: ignore[return-value]
 
 
+class _HandBuilt:
+    """What a node built by hand carries besides the common fields (in Value._hand)."""
+
+    __slots__ = ("op", "backward", "local_grads")
+
+    def __init__(self, op: str, backward: Callable[[], None] | None, local_grads: tuple | None) -> None:
+        self.op = op
+        self.backward = backward
+        self.local_grads = local_grads
+
+
 class Value:
     """stores a single scalar value and its gradient"""
 
     # No __weakref__: the compiled Value has none either (it would cost 8 bytes a node).
-    __slots__ = ("_data", "_grad", "_prev", "_code", "_aux", "_label")
+    __slots__ = ("_data", "_grad", "_prev", "_code", "_aux", "_label", "_hand")
 
     def __init__(
         self,
         data: Number,
         _children: Iterable[Value] = (),
-        _op: str = "",
+        _op: str | Iterable[Number] = "",  # or microgpt's local_grads, given by position
         label: str = "",
+        *,
+        local_grads: Iterable[Number] | None = None,
     ) -> None:
-        self._data = _as_float(data)
-        self._grad = 0.0
-        self._prev = _ops.check_children(_children, Value) if _children else ()
-        self._code, self._aux = _ops.parse_symbol(_op, len(self._prev)) if (_op or self._prev) else (LEAF, 0.0)
-        self._label = _ops.check_label(label)
+        # Everything is checked before anything is assigned: a failed __init__ changes nothing.
+        d = _as_float(data)
+        kids = _ops.check_children(_children, Value) if _children else ()
+        if not isinstance(_op, str) and _op is not None and local_grads is None:
+            local_grads, _op = _op, ""  # microgpt's Value(data, children, local_grads)
+        op = _ops.check_op(_op)
+        label = _ops.check_label(label)
+        grads = None if local_grads is None else _ops.check_local_grads(local_grads, len(kids))
+        if not kids and not op:
+            code, hand = LEAF, None
+        else:
+            code = LOCAL_GRADS if grads is not None else CUSTOM
+            hand = _HandBuilt(op, None, grads)
+        # A Value never initialised has no parents; one that is re-initialised might be below
+        # its new children: refuse what would close a cycle.
+        if kids and hasattr(self, "_code") and _reaches(kids, self):
+            raise _ops.creates_cycle(self, kids)
+        self._data, self._grad, self._prev, self._code, self._aux = d, 0.0, kids, code, 0.0
+        self._label, self._hand = label, hand
 
     # -- attributes ----------------------------------------------------------------------------
     @property
@@ -70,103 +99,98 @@ class Value:
 
     @property
     def _op(self) -> str:
+        if self._hand is not None:
+            return self._hand.op
         return _ops.symbol(self._code, self._aux)
 
-    # -- ops: forward and backward side by side ------------------------------------------------
+    @property
+    def _children(self) -> tuple:
+        """The children, in order (microgpt's name for _prev)."""
+        return self._prev
+
+    @property
+    def _local_grads(self) -> tuple:
+        """d(self)/d(child) for each child, in order (microgpt's): computed from the current data
+        for an op's node, as given for a Value(data, children, local_grads)."""
+        code = self._code
+        if code == LEAF:
+            return ()
+        if code == LOCAL_GRADS:
+            grads: tuple = self._hand.local_grads  # type: ignore[union-attr, assignment]
+            return grads
+        if code == CUSTOM:
+            raise _ops.no_local_grads(self)
+        x, y = _operands(self)
+        return kernels.local_grads(code, x, y, self._data)
+
+    # -- ops: each is micrograd/kernels.py's forward; backward() applies its local derivatives ---
     def __add__(self, other: Value | Number) -> Value:
         other = _wrap(other)
         if other is NotImplemented:
             return NotImplemented
-        return _node(self._data + other._data, ADD, (self, other))
-
-    def _add_backward(out: Value) -> None:
-        a, b = out._prev
-        a._grad += out._grad
-        b._grad += out._grad
+        return _node(kernels.add(self._data, other._data), _ops.ADD, (self, other))
 
     def __mul__(self, other: Value | Number) -> Value:
         other = _wrap(other)
         if other is NotImplemented:
             return NotImplemented
-        return _node(self._data * other._data, MUL, (self, other))
-
-    def _mul_backward(out: Value) -> None:
-        a, b = out._prev
-        a._grad += b._data * out._grad
-        b._grad += a._data * out._grad
+        return _node(kernels.mul(self._data, other._data), _ops.MUL, (self, other))
 
     def __pow__(self, other: Value | Number) -> Value:
         if isinstance(other, Value):
-            return _node(_checked_pow(self._data, other._data), POW, (self, other))
+            return _node(kernels.power(self._data, other._data), POW, (self, other))
         if not _ops.is_number(other):
             return NotImplemented
         k = _as_float(other)
-        return _node(_checked_pow(self._data, k), POWC, (self,), k)
-
-    def _powc_backward(out: Value) -> None:
-        (a,) = out._prev
-        k = out._aux
-        a._grad += (k * _c_pow(a._data, k - 1.0)) * out._grad
-
-    def _pow_backward(out: Value) -> None:
-        a, b = out._prev
-        x, k = a._data, b._data
-        a._grad += (k * _c_pow(x, k - 1.0)) * out._grad
-        b._grad += _exponent_slope(x, k, out._data) * out._grad
+        return _node(kernels.power(self._data, k), POWC, (self,), k)
 
     def relu(self) -> Value:
-        x = self._data
-        return _node(0.0 if x < 0 else x, RELU, (self,))
-
-    def _relu_backward(out: Value) -> None:
-        (a,) = out._prev
-        a._grad += (out._data > 0) * out._grad
+        return _node(kernels.relu(self._data), RELU, (self,))
 
     def tanh(self) -> Value:
-        return _node(math.tanh(self._data), TANH, (self,))
-
-    def _tanh_backward(out: Value) -> None:
-        (a,) = out._prev
-        t = out._data
-        a._grad += (1.0 - t * t) * out._grad
+        return _node(kernels.tanh(self._data), TANH, (self,))
 
     def exp(self) -> Value:
-        return _node(_checked_exp(self._data), EXP, (self,))
-
-    def _exp_backward(out: Value) -> None:
-        (a,) = out._prev
-        a._grad += out._data * out._grad
+        return _node(kernels.exp(self._data), EXP, (self,))
 
     def log(self) -> Value:
-        return _node(_checked_log(self._data), LOG, (self,))
-
-    def _log_backward(out: Value) -> None:
-        (a,) = out._prev
-        a._grad += _c_div(out._grad, a._data)
+        return _node(kernels.log(self._data), LOG, (self,))
 
     def sigmoid(self) -> Value:
-        return _node(_sigmoid(self._data), SIGMOID, (self,))
+        return _node(kernels.sigmoid(self._data), SIGMOID, (self,))
 
-    def _sigmoid_backward(out: Value) -> None:
-        (a,) = out._prev
-        s = out._data
-        a._grad += (s * (1.0 - s)) * out._grad
+    def abs(self) -> Value:
+        return _node(kernels.absolute(self._data), ABS, (self,))
 
-    def _leaf_backward(out: Value) -> None:
-        pass
+    def __abs__(self) -> Value:
+        return self.abs()
 
     # -- backpropagation -----------------------------------------------------------------------
-    def _backward(self) -> None:
-        """Propagate this node's grad to its children (one chain-rule step, as in the lecture)."""
-        _BACKWARD[self._code](self)
+    @property
+    def _backward(self) -> Callable[[], None]:
+        """This node's chain-rule step, as a function of no arguments (the lecture calls
+        ``o._backward()`` node by node). Assign a Python function to give the node your own rule:
+        backward() then calls it for this node (it reads ``out.grad``, adds into the children)."""
+        if self._code == CUSTOM:
+            fn = self._hand.backward  # type: ignore[union-attr]
+            return _no_backward if fn is None else fn
+        return functools.partial(_rule_step, self, self._code)
+
+    @_backward.setter
+    def _backward(self, fn: Callable[[], None]) -> None:
+        _ops.python_backward(fn)
+        if self._hand is None:
+            self._hand = _HandBuilt(self._op, None, None)
+        self._hand.backward = fn
+        self._code = CUSTOM
 
     def backward(self) -> None:
         """Set this node's grad to 1 and accumulate d(self)/d(node) into every node below it."""
         topo = _topological_order(self)
         self._grad = 1.0
-        rules = _BACKWARD
+        steps = _STEPS
         for v in reversed(topo):
-            rules[v._code](v)
+            steps[v._code](v)
 
     # -- composite ops: built from the ones above, exactly as Karpathy's are -------------------
     def __neg__(self) -> Value:  # -self
@@ -214,18 +238,81 @@ class Value:
         return _restore_value, (self._data, self._grad, self._label)
 
 
-_BACKWARD: dict[int, Callable[[Value], None]] = {
-    LEAF: Value._leaf_backward,
-    ADD: Value._add_backward,
-    MUL: Value._mul_backward,
-    POWC: Value._powc_backward,
-    POW: Value._pow_backward,
-    RELU: Value._relu_backward,
-    TANH: Value._tanh_backward,
-    EXP: Value._exp_backward,
-    LOG: Value._log_backward,
-    SIGMOID: Value._sigmoid_backward,
-}
+def _no_backward() -> None:
+    """The backward of a node built by hand with no _backward assigned: nothing (Karpathy's)."""
+
+
+def _operands(node: Value) -> tuple:
+    """(x, y) for the kernels: operand a's data, and b's data or powc's exponent (0 if unused)."""
+    kids = node._prev
+    return kids[0]._data, (kids[1]._data if len(kids) > 1 else node._aux)
+
+
+def _op_rule(code: int) -> Callable[[Value], None]:
+    """The backward step of op ``code``: child.grad += local * out.grad, children in order, the
+    local derivatives (all taken first) from the op's kernel."""
+    grads = kernels.KERNELS[code].grads
+
+    if _ops.OPS[code].arity == 2:
+
+        def step(out: Value) -> None:
+            a, b = out._prev
+            g = out._grad
+            da, db = grads(a._data, b._data, out._data)
+            a._grad += da * g
+            b._grad += db * g
+
+    else:
+
+        def step(out: Value) -> None:
+            (a,) = out._prev
+            a._grad += grads(a._data, out._aux, out._data)[0] * out._grad
+
+    return step
+
+
+def _custom_step(out: Value) -> None:
+    fn = out._hand.backward  # type: ignore[union-attr]
+    if fn is not None:
+        fn()
+
+
+def _local_grads_step(out: Value) -> None:
+    g = out._grad
+    grads: tuple = out._hand.local_grads  # type: ignore[union-attr, assignment]
+    for child, local in zip(out._prev, grads):
+        child._grad += local * g
+
+
+def _no_rule(code: int) -> Callable[[Value], None]:
+    def raise_unknown(out: Value) -> None:
+        raise _ops.unknown_op(code)
+
+    return raise_unknown
+
+
+# op code -> backward step, for every code a node can hold: an unknown code is an error, never
+# another op's rule. A plain dict, whose lookups CPython specialises in backward()'s loop.
+_STEPS = {code: _no_rule(code) for code in range(256)}
+_STEPS.update({code: _op_rule(code) for code in kernels.KERNELS})
+_STEPS[LEAF] = lambda out: None
+_STEPS[CUSTOM] = _custom_step
+_STEPS[LOCAL_GRADS] = _local_grads_step
+
+
+def _rule_step(node: Value, code: int) -> None:
+    """``node._backward`` of an op's node (or of Value(data, children, local_grads)): one
+    chain-rule step of that rule, checked first against the node as it is now."""
+    if code == LOCAL_GRADS:
+        if node._hand is None or node._hand.local_grads is None:
+            raise _ops.stale_backward(node)
+    elif code != LEAF:
+        if code not in kernels.KERNELS:
+            raise _ops.unknown_op(code)
+        if len(node._prev) != max(_ops.OPS[code].arity, 1):  # re-initialised since it was read
+            raise _ops.stale_backward(node)
+    _STEPS[code](node)
+
 
 _new = object.__new__
 
@@ -239,6 +326,7 @@ def _node(data: float, code: int, children: tuple, aux: float = 0.0) -> Value:
     out._code = code
     out._aux = aux
     out._label = ""
+    out._hand = None
     return out
 
 
@@ -269,70 +357,15 @@ def _topological_order(root: Value) -> list[Value]:
     return topo
 
 
-def _checked_pow(x: float, k: float) -> float:
-    """x ** k for the forward pass: C's pow() where it has a real finite answer, else the error
-    Python's float raises (ZeroDivisionError, ValueError, OverflowError)."""
-    if (x == 0.0 and k < 0.0) or (x < 0.0 and math.isfinite(x) and math.isfinite(k) and not k.is_integer()):
-        raise _ops.pow_error(x, k)
-    try:
-        return math.pow(x, k)  # the platform pow(), as the compiled engine calls it
-    except OverflowError:
-        raise _ops.pow_error(x, k) from None
-
-
-def _checked_exp(x: float) -> float:
-    """exp(x), or OverflowError naming the op and value where the result is too large."""
-    try:
-        return math.exp(x)
-    except OverflowError:
-        raise _ops.exp_error(x) from None
-
-
-def _checked_log(x: float) -> float:
-    """log(x), or ValueError naming the op and value where x is not positive."""
-    if x <= 0.0:
-        raise _ops.log_error(x)
-    return math.log(x)
-
-
-def _sigmoid(x: float) -> float:
-    """1 / (1 + exp(-x)), in a form that never overflows."""
-    if x >= 0.0:
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)  # for x < 0, exp(-x) could overflow; this form cannot
-    return e / (1.0 + e)
-
-
-def _c_pow(x: float, k: float) -> float:
-    """C99 pow(): math.pow, but returning inf/nan where math.pow raises (backward never raises)."""
-    try:
-        return math.pow(x, k)
-    except OverflowError:  # |x ** k| too large: inf with the sign of the result
-        return -math.inf if x < 0.0 and _is_odd_integer(k) else math.inf
-    except ValueError:
-        if x == 0.0:  # 0 ** negative: a pole
-            return math.copysign(math.inf, x) if _is_odd_integer(k) else math.inf
-        return math.nan  # negative ** fractional
-
-
-def _c_div(n: float, d: float) -> float:
-    """n / d with IEEE results (inf, nan) where Python raises ZeroDivisionError, as C divides."""
-    try:
-        return n / d
-    except ZeroDivisionError:
-        if n != n or n == 0.0:
-            return math.nan
-        return math.copysign(math.inf, n) * math.copysign(1.0, d)
-
-
-def _is_odd_integer(k: float) -> bool:
-    return k.is_integer() and math.fmod(k, 2.0) != 0.0
-
-
-def _exponent_slope(x: float, k: float, out: float) -> float:
-    """d(x ** k)/dk = x**k * log(x); taken as 0 where x == 0 and k >= 0 (as PyTorch does), nan for x < 0."""
-    if x > 0.0:
-        return out * math.log(x)
-    if x == 0.0 and k >= 0.0:
-        return 0.0
-    return math.nan
+def _reaches(roots: tuple, target: Value) -> bool:
+    """Whether target is one of roots or below one of them (a depth-first search)."""
+    seen = set()
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        if node is target:
+            return True
+        if id(node) not in seen:
+            seen.add(id(node))
+            stack.extend(node._prev)
+    return False

@@ -35,12 +35,12 @@ import threading
 from array import array
 from typing import Any, List, Tuple
 
-from micrograd import pure
-from micrograd._ops import ADD, EXP, LEAF, LOG, MUL, POW, POWC, RELU, SIGMOID, TANH
+from micrograd import _ops, kernels, pure
+from micrograd._ops import LEAF, POWC
 
-# The ops a tape can replay. A test checks that it covers micrograd._ops.OPS, so that a new op
-# cannot be added to the engines without the tape learning it first.
-SUPPORTED_CODES = frozenset((LEAF, ADD, MUL, POWC, POW, RELU, TANH, EXP, LOG, SIGMOID))
+# The ops a tape can replay: every op of micrograd._ops.OPS, through micrograd.kernels. Nodes
+# built by hand (a Python _backward, constant local gradients) are refused.
+SUPPORTED_CODES = frozenset(op.code for op in _ops.OPS)
 
 # Bytes the tape's own arrays take: data and grad per node, op code and two child indices per
 # interior node, a pointer per leaf, an exponent per distinct constant exponent, an index per
@@ -176,6 +176,15 @@ def unsupported_op(code: int) -> ValueError:
     return ValueError(f"Tape cannot replay op code {code}: the tape knows codes {sorted(SUPPORTED_CODES)}")
 
 
+def hand_built_node(node: Any) -> ValueError:
+    what = "a Python _backward" if node._code == _ops.CUSTOM else "constant local gradients"
+    name = f" {node.label!r}" if node.label else ""
+    return ValueError(
+        f"Tape cannot replay the node{name} {node!r} (_op {node._op!r}): it was built by hand, with "
+        f"{what} fixed when it was made; a tape replays only the built-in ops ({', '.join(o.name for o in _ops.OPS[1:])})"
+    )
+
+
 def graph_has_cycle() -> ValueError:
     return ValueError(
         "Tape: the graph behind the root has a cycle (a Value re-initialised with one of its "
@@ -242,15 +251,17 @@ class PythonTape:
         order = pure._topological_order(root)  # the very order eager backward() uses
         if len(order) > MAX_NODES:
             raise too_large(len(order))
-        leaves = [v for v in order if not v._prev]
+        leaves = [v for v in order if v._code == LEAF]
         slot = {v: i for i, v in enumerate(leaves)}
         code, a, b = array("B"), array("i"), array("i")
         consts: List[float] = []
         const_slot: dict = {}  # exponent bits -> index in consts (one slot per distinct exponent)
         data = array("d", (v._data for v in leaves))
         for v in order:
-            if not v._prev:
+            if v._code == LEAF:
                 continue
+            if v._code in _ops.HAND_BUILT_CODES:
+                raise hand_built_node(v)
             if v._code not in SUPPORTED_CODES:
                 raise unsupported_op(v._code)
             if any(kid not in slot for kid in v._prev):  # post-order: children come first
@@ -348,62 +359,24 @@ class PythonTape:
         if not self._busy.acquire(blocking=False):
             raise busy(what)
 
-    # -- the replay loops: the formulas of pure.Value, in the same order ---------------------
+    # -- the replay loops: micrograd.kernels, as eager mode runs them, in the same order ------
     def _forward_interior(self, data: array) -> None:
-        consts = self._consts
+        consts, forward = self._consts, kernels.FORWARD
         for i, c, ia, ib in zip(range(len(self._leaves), len(data)), self._code, self._a, self._b):
-            x = data[ia]
-            if c == ADD:
-                r = x + data[ib]
-            elif c == MUL:
-                r = x * data[ib]
-            elif c == POWC:
-                r = pure._checked_pow(x, consts[ib])
-            elif c == POW:
-                r = pure._checked_pow(x, data[ib])
-            elif c == RELU:
-                r = 0.0 if x < 0 else x
-            elif c == TANH:
-                r = math.tanh(x)
-            elif c == EXP:
-                r = pure._checked_exp(x)
-            elif c == LOG:
-                r = pure._checked_log(x)
-            else:  # SIGMOID
-                r = pure._sigmoid(x)
-            data[i] = r
+            data[i] = forward[c](data[ia], consts[ib] if c == POWC else data[ib])
 
     def _backward_interior(self, grad: array) -> None:
-        data, consts, n_leaves = self._data, self._consts, len(self._leaves)
-        code, a, b = self._code, self._a, self._b
-        for i in range(len(grad) - 1, n_leaves - 1, -1):
-            j = i - n_leaves
-            c, ia, ib, g = code[j], a[j], b[j], grad[i]
-            if c == ADD:
-                grad[ia] += g
-                grad[ib] += g
-            elif c == MUL:
-                grad[ia] += data[ib] * g
-                grad[ib] += data[ia] * g
-            elif c == POWC:
-                k = consts[ib]
-                grad[ia] += (k * pure._c_pow(data[ia], k - 1.0)) * g
-            elif c == POW:
-                x, k = data[ia], data[ib]
-                grad[ia] += (k * pure._c_pow(x, k - 1.0)) * g
-                grad[ib] += pure._exponent_slope(x, k, data[i]) * g
-            elif c == RELU:
-                grad[ia] += (data[i] > 0) * g
-            elif c == TANH:
-                t = data[i]
-                grad[ia] += (1.0 - t * t) * g
-            elif c == EXP:
-                grad[ia] += data[i] * g
-            elif c == LOG:
-                grad[ia] += pure._c_div(g, data[ia])
-            else:  # SIGMOID
-                s = data[i]
-                grad[ia] += (s * (1.0 - s)) * g
+        data, consts, grads = self._data, self._consts, kernels.GRADS
+        slots = range(len(grad) - 1, len(self._leaves) - 1, -1)
+        for i, c, ia, ib in zip(slots, reversed(self._code), reversed(self._a), reversed(self._b)):
+            g = grad[i]
+            if c == POWC:
+                grad[ia] += grads[c](data[ia], consts[ib], data[i])[0] * g
+                continue
+            local = grads[c](data[ia], data[ib], data[i])
+            grad[ia] += local[0] * g
+            if len(local) == 2:
+                grad[ib] += local[1] * g
 
     def _structure(self) -> tuple:
         """(codes, a, b, consts, output slots, leaf count) as lists: for tests comparing engines."""

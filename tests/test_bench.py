@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from micrograd import kernels
 from micrograd.bench import c_floor, cli, report, runner, timing, toy, worker, workloads
 from micrograd.datasets import make_moons
 
@@ -424,11 +425,13 @@ def test_c_tape_replays_the_demo_step_bit_for_bit(floor, problem):
     assert c_floor.gate_values(out) == workloads.gate(workloads.package_kit("python"), "demo-step", problem)
 
 
-def test_floor_source_ships_with_the_package_and_numbers_ops_as_ops_py():
+def test_floor_source_ships_with_the_package_and_includes_the_engines_kernels():
     with open(c_floor.SOURCE) as f:
-        c_floor.check_op_codes(f.read())  # raises on a drift
+        assert '#include "_kernels.h"' in f.read()  # the op rules, not a copy of them
+    assert os.path.exists(kernels.C_HEADER)
+    c_floor.check_op_codes(kernels.c_op_names())  # raises on a drift
     with pytest.raises(RuntimeError, match="not micrograd._ops.OPS"):
-        c_floor.check_op_codes('#define MG_OP_NAMES "leaf mul add"')
+        c_floor.check_op_codes(["leaf", "mul", "add"])
 
 
 def test_c_dense_matches_the_demo_to_rounding(floor, problem):

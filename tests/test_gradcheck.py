@@ -134,15 +134,32 @@ def test_relu_kink_is_reported(engine):
     assert "MISMATCH" in str(result) and "FAILED (1 of 1)" in str(result)
 
 
-def test_a_node_that_lies_about_its_op_is_caught(engine):
-    """Built by hand with tanh's value but exp's op: backward applies exp's rule (out * g), so
-    the analytic slope is tanh(x), while f really is tanh, with slope 1 - tanh(x)^2."""
+def test_a_hand_built_node_with_a_wrong_backward_is_caught(engine):
+    """Built by hand with tanh's value and a backward that uses exp's rule (out * g): the
+    analytic slope is tanh(x), while f really is tanh, with slope 1 - tanh(x)^2."""
     x = engine(0.5, label="x")
-    result = gradcheck(lambda x: engine(math.tanh(x.data), (x,), "exp"), [x])
+
+    def f(x):
+        out = engine(math.tanh(x.data), (x,), "tanh")
+
+        def _backward():
+            x.grad += out.data * out.grad
+
+        out._backward = _backward
+        return out
+
+    result = gradcheck(f, [x])
     (check,) = result.checks
     assert check.analytic == pytest.approx(math.tanh(0.5))
     assert check.numeric == pytest.approx(1 - math.tanh(0.5) ** 2)
     assert not result.ok
+
+
+def test_the_graph_form_refuses_a_hand_built_node(engine):
+    x = engine(0.5)
+    out = engine(2 * x.data, (x,), "double") + 1
+    with pytest.raises(ValueError, match="built by hand"):
+        gradcheck(out)
 
 
 def test_a_wrong_backward_rule_is_caught_pure_engine(monkeypatch):
@@ -154,7 +171,7 @@ def test_a_wrong_backward_rule_is_caught_pure_engine(monkeypatch):
         (a,) = out._prev
         a._grad += (1.0 - out._data) * out._grad
 
-    monkeypatch.setitem(pure._BACKWARD, TANH, tanh_backward_wrong)
+    monkeypatch.setitem(pure._STEPS, TANH, tanh_backward_wrong)
     result = gradcheck(o)
     assert not result.ok
     assert all(not c.ok for c in result.checks if c.name != "w2")  # w2's grad is 0 either way

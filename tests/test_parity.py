@@ -19,6 +19,32 @@ def bits(x):
     return math.nan if x != x else (x, math.copysign(1.0, x))
 
 
+def op_builders(rng):
+    """(unary, binary): one builder per op of the shared table, through the op's Value method,
+    so a new op is drawn here without an edit; plus the composite forms (-, /, reflected)."""
+    unary, binary = [lambda a: -a], [
+        lambda a, b: a - b, lambda a, b: a / b, lambda a, b: a + rng.uniform(-1, 1),
+        lambda a, b: rng.uniform(-1, 1) * b, lambda a, b: 2.0 ** a, lambda a, b: 1.5 - b,
+        lambda a, b: 3.0 / b,
+    ]
+    for op in _ops.OPS:
+        if op.code == _ops.POWC:
+            unary.append(lambda a, m=op.method: getattr(a, m)(rng.choice([2, 3, -1, 0.5, -1.5])))
+        elif op.arity == 2:
+            binary.append(lambda a, b, m=op.method: getattr(a, m)(b))
+        elif op.arity == 1:
+            unary.append(lambda a, m=op.method: getattr(a, m)())
+    return unary, binary
+
+
+def test_every_op_is_drawn(both_engines):
+    drawn = set()
+    for seed in range(40):
+        leaves, nodes, log = random_program(both_engines[0], seed)
+        drawn |= {v._code for v in nodes}
+    assert drawn == {op.code for op in _ops.OPS}
+
+
 def random_program(Value, seed, n_leaves=6, n_ops=60):
     """Build a random graph using every op; return (leaves, nodes, outcome log). Ops that fail
     in the forward pass are logged with their exception type and skipped."""
@@ -26,15 +52,7 @@ def random_program(Value, seed, n_leaves=6, n_ops=60):
     leaves = [Value(rng.uniform(-2, 2)) for _ in range(n_leaves)]
     nodes = list(leaves)
     log = []
-    unary = [
-        lambda a: a.relu(), lambda a: a.tanh(), lambda a: a.exp(), lambda a: a.log(),
-        lambda a: a.sigmoid(), lambda a: a ** rng.choice([2, 3, -1, 0.5, -1.5]), lambda a: -a,
-    ]
-    binary = [
-        lambda a, b: a + b, lambda a, b: a * b, lambda a, b: a - b, lambda a, b: a / b,
-        lambda a, b: a ** b, lambda a, b: a + rng.uniform(-1, 1), lambda a, b: rng.uniform(-1, 1) * b,
-        lambda a, b: 2.0 ** a, lambda a, b: 1.5 - b, lambda a, b: 3.0 / b,
-    ]
+    unary, binary = op_builders(rng)
     for _ in range(n_ops):
         try:
             if rng.random() < 0.5:

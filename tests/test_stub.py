@@ -17,9 +17,10 @@ import micrograd
 PACKAGE_DIR = Path(micrograd.__file__).resolve().parent
 STUB = PACKAGE_DIR / "_engine.pyi"
 
-# Karpathy's API includes these underscore names: his draw_dot() reads _prev and _op, and the
-# lecture calls _backward() node by node. The other underscore names are implementation.
-KARPATHY_UNDERSCORE_API = {"_prev", "_op", "_backward"}
+# Karpathy's API includes these underscore names: his draw_dot() reads _prev and _op, the
+# lecture calls _backward() node by node (and assigns it), and microgpt's backward reads
+# _children and _local_grads. The other underscore names are implementation.
+KARPATHY_UNDERSCORE_API = {"_prev", "_op", "_backward", "_children", "_local_grads"}
 # Class machinery that Python or Cython puts on a class: not API. (__firstlineno__ and
 # __static_attributes__ are new in Python 3.13.)
 CLASS_MACHINERY = {
@@ -105,7 +106,11 @@ def stub_parameters(func: ast.FunctionDef) -> list[tuple[str, object]]:
     args = func.args.args
     defaults = [inspect.Parameter.empty] * (len(args) - len(func.args.defaults))
     defaults += [ast.literal_eval(d) for d in func.args.defaults]
-    return [(a.arg, default) for a, default in zip(args, defaults)]
+    keyword_only = [
+        (a.arg, inspect.Parameter.empty if d is None else ast.literal_eval(d))
+        for a, d in zip(func.args.kwonlyargs, func.args.kw_defaults)
+    ]
+    return [(a.arg, default) for a, default in zip(args, defaults)] + keyword_only
 
 
 def runtime_parameters(obj: object) -> list[tuple[str, object]] | None:
@@ -137,7 +142,7 @@ def test_stub_signatures_match_the_engine(engine):
 
 
 # Set through each settable property of the stub: (what is assigned, what reading it gives).
-SETTABLE = {"data": (3, 3.0), "grad": (True, 1.0), "label": ("w1", "w1")}
+SETTABLE = {"data": (3, 3.0), "grad": (True, 1.0), "label": ("w1", "w1"), "_backward": (print, print)}
 
 
 def test_stub_setters_are_the_settable_properties(engine):
@@ -179,9 +184,16 @@ GOOD_PROGRAM = """
     v = a.exp()
     v = b.log()
     v = a.sigmoid()
-    v = sum((a, b, n), Value(0.0))
+    v = a.abs()
+    v = abs(a)
+    m = Value(6.0, (a, b), (2.0, -4.0))
+    m = Value(6.0, (a, b), local_grads=(2.0, -4.0))
+    v = sum((a, b, n, m), Value(0.0))
     v.backward()
     v._backward()
+    n._backward = lambda: None
+    locals_: tuple[float, ...] = m._local_grads
+    kids: tuple[Value, ...] = m._children
     hexes: str = a.data.hex() + a.grad.hex()  # data and grad are floats (an int has no .hex())
     text: str = a.label + v._op + repr(v)
     children: tuple[Value, ...] = v._prev

@@ -19,6 +19,7 @@ import sysconfig
 import threading
 from typing import Any, Dict, List, Optional, Sequence
 
+from micrograd import kernels
 from micrograd.bench import timing, workloads
 
 CFLAGS = ["-O2", "-ffp-contract=off"]  # as the extension is built: no fused multiply-add
@@ -55,24 +56,23 @@ def short_version(version_line: str) -> str:
     return f"{words[0]} {number.group(0)}" if words and number else version_line
 
 
-def check_op_codes(source: str) -> None:
-    """floor.c numbers the ops as micrograd/_ops.py does: its MG_OP_NAMES lists OPS's names in
-    code order (a C program cannot import the table; this is where a drift is caught)."""
+def check_op_codes(names: List[str]) -> None:
+    """The header floor.c includes numbers the ops as micrograd/_ops.py does: its MG_OP_NAMES
+    lists OPS's names in code order (a C program cannot import the table; this is where a
+    drift is caught, even where the extension that checks the same at import is not built)."""
     from micrograd._ops import OPS
 
-    found = re.search(r'#define MG_OP_NAMES "([^"]*)"', source)
-    names = found.group(1).split() if found else None
     if names != [op.name for op in OPS]:
-        raise RuntimeError(f"floor.c's op codes {names} are not micrograd._ops.OPS {[op.name for op in OPS]}")
+        raise RuntimeError(f"_kernels.h's op codes {names} are not micrograd._ops.OPS {[op.name for op in OPS]}")
 
 
 def compile_floor(cc: str, workdir: str) -> str:
-    """Compile floor.c into workdir; returns the program's path (CalledProcessError on
-    failure, with the compiler's message)."""
-    with open(SOURCE) as f:
-        check_op_codes(f.read())
+    """Compile floor.c, with the engines' kernel header, into workdir; returns the program's
+    path (CalledProcessError on failure, with the compiler's message)."""
+    check_op_codes(kernels.c_op_names())
     exe = os.path.join(workdir, "micrograd_bench_floor")
-    subprocess.run([cc, *CFLAGS, "-o", exe, SOURCE, "-lm"], check=True, capture_output=True, text=True)
+    include = os.path.dirname(kernels.C_HEADER)
+    subprocess.run([cc, *CFLAGS, "-I", include, "-o", exe, SOURCE, "-lm"], check=True, capture_output=True, text=True)
     return exe
 
 

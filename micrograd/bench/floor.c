@@ -20,67 +20,11 @@
 #include <time.h>
 
 /* ---- the op rules ----------------------------------------------------------------------------
- * Forward and local derivatives of every op, with the op codes of micrograd/_ops.py (c_floor.py
- * checks OP_NAMES against it before compiling). These have the names and signatures of the
- * engines' own C kernels (micrograd/_kernels.h): where that header is shipped, this block is
- * replaced by `#include "_kernels.h"`. Backward is `g[child] += local * g[node]` for each
- * operand in order, as the engines do it. */
-enum { MG_LEAF, MG_ADD, MG_MUL, MG_POWC, MG_POW, MG_RELU, MG_TANH, MG_EXP, MG_LOG, MG_SIGMOID };
-#define MG_OP_NAMES "leaf add mul powc pow relu tanh exp log sigmoid"
-enum { MG_OK = 0, MG_RAISES = 1, MG_UNKNOWN_OP = -1 };
-
-static inline int mg_arity(int op) {
-    switch (op) {
-    case MG_ADD: case MG_MUL: case MG_POW: return 2;
-    case MG_POWC: case MG_RELU: case MG_TANH: case MG_EXP: case MG_LOG: case MG_SIGMOID: return 1;
-    case MG_LEAF: return 0;
-    default: return -1;
-    }
-}
-
-/* *out = op(x, y): y is b's data (binary ops) or the constant exponent (powc). MG_RAISES where
-   eager mode raises (never on the bench's workloads); MG_UNKNOWN_OP for a code it does not know. */
-static inline int mg_forward(int op, double x, double y, double *out) {
-    double e;
-    switch (op) {
-    case MG_ADD: *out = x + y; return MG_OK;
-    case MG_MUL: *out = x * y; return MG_OK;
-    case MG_POWC: case MG_POW:
-        if ((x == 0.0 && y < 0.0) || (x < 0.0 && isfinite(x) && isfinite(y) && y != floor(y))) return MG_RAISES;
-        *out = pow(x, y);
-        return isinf(*out) && isfinite(x) && isfinite(y) ? MG_RAISES : MG_OK;
-    case MG_RELU: *out = x < 0 ? 0.0 : x; return MG_OK;
-    case MG_TANH: *out = tanh(x); return MG_OK;
-    case MG_EXP: *out = exp(x); return isinf(*out) && isfinite(x) ? MG_RAISES : MG_OK;
-    case MG_LOG: if (x <= 0.0) return MG_RAISES; *out = log(x); return MG_OK;
-    case MG_SIGMOID:
-        if (x >= 0.0) { *out = 1.0 / (1.0 + exp(-x)); return MG_OK; }
-        e = exp(x);
-        *out = e / (1.0 + e);
-        return MG_OK;
-    default: return MG_UNKNOWN_OP;
-    }
-}
-
-/* d(out)/d(a) into *da and, for binary ops, d(out)/d(b) into *db. */
-static inline int mg_local_grads(int op, double x, double y, double out, double *da, double *db) {
-    switch (op) {
-    case MG_ADD: *da = 1.0; *db = 1.0; return MG_OK;
-    case MG_MUL: *da = y; *db = x; return MG_OK;
-    case MG_POWC: *da = y * pow(x, y - 1.0); return MG_OK;
-    case MG_POW:
-        *da = y * pow(x, y - 1.0);
-        *db = x > 0.0 ? out * log(x) : (x == 0.0 && y >= 0.0 ? 0.0 : NAN);
-        return MG_OK;
-    case MG_RELU: *da = out > 0 ? 1.0 : 0.0; return MG_OK;
-    case MG_TANH: *da = 1.0 - out * out; return MG_OK;
-    case MG_EXP: *da = out; return MG_OK;
-    case MG_LOG: *da = 1.0 / x; return MG_OK;
-    case MG_SIGMOID: *da = out * (1.0 - out); return MG_OK;
-    default: return MG_UNKNOWN_OP;
-    }
-}
-/* ---- end of the op rules --------------------------------------------------------------------- */
+ * Forward and local derivatives of every op come from the engines' own C kernels,
+ * micrograd/_kernels.h (shipped with the package; c_floor.py passes its folder with -I), so the
+ * floor runs the very formulas the compiled engine and tape run. Backward is
+ * `g[child] += local * g[node]` for each operand in order, as the engines do it. */
+#include "_kernels.h"
 
 static double now(void) {
     struct timespec ts;

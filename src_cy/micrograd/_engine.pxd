@@ -2,27 +2,24 @@
 from cpython.ref cimport PyObject
 cimport cython
 
-# Op codes: must equal micrograd._ops.OP_CODES (a test compares them).
+# Kinds of node built by hand (not ops): must equal micrograd._ops.CUSTOM and LOCAL_GRADS
+# (checked when _engine loads). The op codes are micrograd/_kernels.h's MG_* (_kernels.pxd).
+# LINK: a node the engine adds, never shown, to chain the children of a node built by hand
+# with more than two (see _engine.pyx, _links).
 cdef enum:
-    LEAF = 0
-    ADD = 1
-    MUL = 2
-    POWC = 3
-    POW = 4
-    RELU = 5
-    TANH = 6
-    EXP = 7
-    LOG = 8
-    SIGMOID = 9
+    CUSTOM = 64
+    LOCAL_GRADS = 65
+    LINK = 66
 
 
 @cython.final
 cdef class Value:
+    # In this order so that what a graph walk reads (children, mark, code) is close together.
     cdef double _data
     cdef double _grad
-    cdef double _aux            # the exponent of a powc node
-    cdef PyObject *_a           # children, owned references (NULL when absent)
+    cdef PyObject *_a           # the children, owned references (NULL when absent; see _links)
     cdef PyObject *_b
-    cdef unsigned long long _mark  # the epoch of the last backward() that visited it
-    cdef int _code
-    cdef str _label             # None means ''
+    cdef unsigned long long _mark  # the epoch of the last graph walk that visited it
+    cdef int code               # an op code (MG_*), or CUSTOM / LOCAL_GRADS
+    cdef double _aux            # the exponent of a powc node
+    cdef object _extra          # None, the label (a str), or a _HandBuilt: label and hand-built state

@@ -6,25 +6,27 @@ interior nodes in eager backward's order, the root last. ``data``/``grad`` have 
 slot; interior node j (slot L+j) has an op code ``code[j]`` (uint8) and child slots ``a[j]``,
 ``b[j]`` (int32; for powc ``b[j]`` indexes ``consts``, the distinct constant exponents);
 ``leaves`` holds an owned reference per leaf. That is 25 bytes per interior node and 24 per
-leaf. The formulas are ``_engine.pyx``'s (forward in the Value ops, backward in
-``_backward_step``), written the same way so that replay and eager mode give the same bits.
+leaf. The formulas are the ones eager mode runs, ``micrograd/_kernels.h``'s (``mg_forward``,
+``mg_local_grads``), so that replay and eager mode give the same bits. Nodes built by hand
+(a Python ``_backward``, constant local gradients) are refused: their rule was fixed in Python
+when they were built, and cannot be replayed.
 
 Capture walks the graph with an explicit stack (any depth) and a pointer hash table for the
 visited set, leaving the engine's own visit marks alone.
 """
 cimport cython
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
-from libc.math cimport NAN, exp, floor, isfinite, isinf, log, pow, tanh
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
-from micrograd._engine cimport (Value, LEAF, ADD, MUL, POWC, POW, RELU, TANH, EXP, LOG,
-                                SIGMOID)
+from micrograd._engine cimport Value
+from micrograd._kernels cimport *
 
-from micrograd import _ops
+from micrograd import _ops, kernels
 from micrograd import tape as _api
 
-SUPPORTED_CODES = frozenset((LEAF, ADD, MUL, POWC, POW, RELU, TANH, EXP, LOG, SIGMOID))
+# Every op of micrograd._ops.OPS (micrograd._engine checks that _kernels.h has exactly those).
+SUPPORTED_CODES = frozenset(range(MG_N_OPS))
 
 cdef enum:
     NO_ERROR = -1
@@ -32,8 +34,11 @@ cdef enum:
     # mode runs these as two nodes; here they run back to back with the same operations in the
     # same order, only without a dispatch between them and with the running sum kept in a
     # register (see _run_forward). Never shown: _structure() reports them as MUL and ADD.
-    PAIR_MUL = 16
-    PAIR_ADD = 17
+    PAIR_MUL = 200
+    PAIR_ADD = 201
+
+if <int>MG_N_OPS > <int>PAIR_MUL:
+    raise ImportError("micrograd._tape: op codes now reach PAIR_MUL; move the pair codes up")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,9 +178,10 @@ cdef class CompiledTape:
         if seen.table == NULL:
             raise MemoryError("Tape: out of memory capturing the graph")
         try:
-            if root._a == NULL:  # the root is a leaf: a tape of one node
+            if root.code == MG_LEAF:  # the root is a leaf: a tape of one node
                 child = <PyObject *>root
             else:
+                _check_replayable(root)
                 _insert(&seen, <PyObject *>root, IN_PROGRESS)
                 stack_cap = 64
                 _resize(<void **>&stack, stack_cap, sizeof(Frame))
@@ -187,7 +193,7 @@ cdef class CompiledTape:
                 if child != NULL:  # a child not seen yet (or a leaf root)
                     kid = <Value>child
                     child = NULL
-                    if kid._a == NULL:  # a leaf: emitted on the spot
+                    if kid.code == MG_LEAF:  # a leaf: emitted on the spot
                         if self.n_leaves == leaf_cap:
                             leaf_cap = max(64, 2 * leaf_cap)
                             _resize(<void **>&leaf_data, leaf_cap, sizeof(double))
@@ -199,6 +205,7 @@ cdef class CompiledTape:
                         leaf_data[self.n_leaves] = kid._data
                         self.n_leaves += 1
                     else:  # an interior node: descend
+                        _check_replayable(kid)
                         _insert(&seen, <PyObject *>kid, IN_PROGRESS)
                         if depth == stack_cap:
                             stack_cap *= 2
@@ -220,8 +227,8 @@ cdef class CompiledTape:
                     continue
                 # all children emitted: emit the node
                 depth -= 1
-                if node._code <= LEAF or node._code > SIGMOID:
-                    raise _api.unsupported_op(node._code)
+                if mg_arity(node.code) <= 0:
+                    raise _api.unsupported_op(node.code)
                 if self.n_interior == interior_cap:
                     interior_cap = max(64, 2 * interior_cap)
                     _resize(<void **>&interior_data, interior_cap, sizeof(double))
@@ -231,9 +238,9 @@ cdef class CompiledTape:
                 self._check_size()
                 _insert(&seen, <PyObject *>node, self.n_interior)
                 interior_data[self.n_interior] = node._data
-                self.code[self.n_interior] = <uint8_t>node._code
+                self.code[self.n_interior] = <uint8_t>node.code
                 self.a[self.n_interior] = <int32_t>_find(&seen, node._a).value
-                if node._code == POWC:
+                if node.code == MG_POWC:
                     self.b[self.n_interior] = self._const_index(node._aux, const_index)
                 elif node._b != NULL:
                     self.b[self.n_interior] = <int32_t>_find(&seen, node._b).value
@@ -276,7 +283,7 @@ cdef class CompiledTape:
         for j in range(self.n_interior):
             c = self.code[j]
             self.a[j] = _resolve(self.a[j], self.n_leaves)
-            if c == ADD or c == MUL or c == POW:
+            if mg_arity(c) == 2:
                 self.b[j] = _resolve(self.b[j], self.n_leaves)
 
     cdef void _mark_pairs(self) noexcept:
@@ -285,7 +292,7 @@ cdef class CompiledTape:
         cdef int32_t mul_slot
         while j + 1 < self.n_interior:
             mul_slot = <int32_t>(self.n_leaves + j)
-            if (self.code[j] == MUL and self.code[j + 1] == ADD
+            if (self.code[j] == MG_MUL and self.code[j + 1] == MG_ADD
                     and (self.a[j + 1] == mul_slot or self.b[j + 1] == mul_slot)):
                 self.code[j] = PAIR_MUL
                 self.code[j + 1] = PAIR_ADD
@@ -374,7 +381,7 @@ cdef class CompiledTape:
 
     def backward(self):
         """Accumulate d(root)/d(leaf) into every leaf's .grad (root's grad set to 1)."""
-        cdef Py_ssize_t i
+        cdef Py_ssize_t i, failed
         if not self.complete:
             raise _api.not_replayable()
         self._enter("backward")
@@ -382,7 +389,9 @@ cdef class CompiledTape:
             for i in range(self.n_leaves):
                 self.grad[i] = (<Value>self.leaf_refs[i])._grad
             with nogil:
-                self._run_backward()
+                failed = self._run_backward()
+            if failed != NO_ERROR:
+                raise _ops.unknown_op(self.code[failed - self.n_leaves])
             for i in range(self.n_leaves):
                 (<Value>self.leaf_refs[i])._grad = self.grad[i]
             self._root._grad = 1.0
@@ -412,7 +421,7 @@ cdef class CompiledTape:
                 [self.output_slots[j] for j in range(self.n_outputs)],
                 self.n_leaves)
 
-    # -- the replay loops: the formulas of _engine.pyx, in the same order ---------------------
+    # -- the replay loops: the kernels eager mode runs, in the same order ---------------------
     cdef Py_ssize_t _run_forward(self) noexcept nogil:
         """Recompute the interior slots; NO_ERROR, or the slot of the first op that failed
         (the slots before it are then updated, the rest not)."""
@@ -422,43 +431,16 @@ cdef class CompiledTape:
         cdef const int32_t *b = self.b
         cdef const double *consts = self.consts
         cdef Py_ssize_t n_leaves = self.n_leaves, n = self.n_interior, j = 0
-        cdef double x, k, r, e
+        cdef double y, r
         cdef uint8_t c
         while j < n:
             c = code[j]
             if c == PAIR_MUL:
                 j = _forward_pairs(data, a, b, code, n_leaves, n, j)
                 continue
-            x = data[a[j]]
-            if c == ADD:
-                r = x + data[b[j]]
-            elif c == MUL:
-                r = x * data[b[j]]
-            elif c == POWC or c == POW:
-                k = consts[b[j]] if c == POWC else data[b[j]]
-                if (x == 0.0 and k < 0.0) or (x < 0.0 and isfinite(x) and isfinite(k) and k != floor(k)):
-                    return n_leaves + j
-                r = pow(x, k)
-                if isinf(r) and isfinite(x) and isfinite(k):
-                    return n_leaves + j
-            elif c == RELU:
-                r = 0.0 if x < 0 else x
-            elif c == TANH:
-                r = tanh(x)
-            elif c == EXP:
-                r = exp(x)
-                if isinf(r) and isfinite(x):
-                    return n_leaves + j
-            elif c == LOG:
-                if x <= 0.0:
-                    return n_leaves + j
-                r = log(x)
-            else:  # SIGMOID
-                if x >= 0.0:
-                    r = 1.0 / (1.0 + exp(-x))
-                else:  # exp(-x) could overflow here; this form cannot
-                    e = exp(x)
-                    r = e / (1.0 + e)
+            y = consts[b[j]] if c == MG_POWC else data[b[j]]  # unused by one-operand ops
+            if mg_forward(c, data[a[j]], y, &r) != MG_OK:
+                return n_leaves + j
             data[n_leaves + j] = r
             j += 1
         return NO_ERROR
@@ -467,18 +449,13 @@ cdef class CompiledTape:
         """Raise what eager mode raises for the op in this slot (its inputs are still there)."""
         cdef Py_ssize_t j = slot - self.n_leaves
         cdef uint8_t c = self.code[j]
-        cdef double x = self.data[self.a[j]]
-        if c == POWC:
-            raise _ops.pow_error(x, self.consts[self.b[j]])
-        if c == POW:
-            raise _ops.pow_error(x, self.data[self.b[j]])
-        if c == EXP:
-            raise _ops.exp_error(x)
-        raise _ops.log_error(x)
+        cdef double y = self.consts[self.b[j]] if c == MG_POWC else self.data[self.b[j]]
+        raise kernels.forward_error(c, self.data[self.a[j]], y)
 
-    cdef void _run_backward(self) noexcept nogil:
+    cdef Py_ssize_t _run_backward(self) noexcept nogil:
         """Interior grads from 0, root's 1, leaves' as copied in; then the chain rule of every
-        node, root first, each adding into its children in the order of _backward_step."""
+        node, root first, each adding local derivative * grad into its children in order.
+        NO_ERROR, or the slot of a node whose op code is unknown."""
         cdef const double *data = self.data
         cdef double *grad = self.grad
         cdef const uint8_t *code = self.code
@@ -486,8 +463,9 @@ cdef class CompiledTape:
         cdef const int32_t *b = self.b
         cdef const double *consts = self.consts
         cdef Py_ssize_t n_leaves = self.n_leaves, j = self.n_interior - 1, i
-        cdef double g, k, s
-        cdef int32_t ia, ib
+        cdef double y
+        cdef double *gb
+        cdef int32_t ib
         cdef uint8_t c
         memset(grad + n_leaves, 0, self.n_interior * sizeof(double))
         grad[n_leaves + self.n_interior - 1] = 1.0
@@ -497,35 +475,17 @@ cdef class CompiledTape:
                 j = _backward_pairs(data, grad, a, b, code, n_leaves, j)
                 continue
             i = n_leaves + j
-            g = grad[i]
-            ia = a[j]
             ib = b[j]
-            if c == ADD:
-                grad[ia] += g
-                grad[ib] += g
-            elif c == MUL:
-                grad[ia] += data[ib] * g
-                grad[ib] += data[ia] * g
-            elif c == POWC:
-                k = consts[ib]
-                grad[ia] += (k * pow(data[ia], k - 1.0)) * g
-            elif c == POW:
-                k = data[ib]
-                grad[ia] += (k * pow(data[ia], k - 1.0)) * g
-                grad[ib] += _exponent_slope(data[ia], k, data[i]) * g
-            elif c == RELU:
-                grad[ia] += (data[i] > 0) * g
-            elif c == TANH:
-                s = data[i]
-                grad[ia] += (1.0 - s * s) * g
-            elif c == EXP:
-                grad[ia] += data[i] * g
-            elif c == LOG:
-                grad[ia] += g / data[ia]
-            else:  # SIGMOID
-                s = data[i]
-                grad[ia] += (s * (1.0 - s)) * g
+            if c == MG_POWC:  # b indexes the exponents
+                y = consts[ib]
+                gb = NULL
+            else:  # b's slot (unused by one-operand ops)
+                y = data[ib]
+                gb = &grad[ib]
+            if mg_backward(c, data[a[j]], y, data[i], grad[i], &grad[a[j]], gb) != MG_OK:
+                return i
             j -= 1
+        return NO_ERROR
 
 
 # ---------------------------------------------------------------------------------------------
@@ -545,13 +505,13 @@ cdef inline Py_ssize_t _forward_pairs(double *data, const int32_t *a, const int3
     cdef int32_t ia, ib
     while True:
         mul_slot = n_leaves + j
-        m = data[a[j]] * data[b[j]]
+        m = mg_mul(data[a[j]], data[b[j]])
         data[mul_slot] = m
         ia = a[j + 1]
         ib = b[j + 1]
         x = total if ia == last else (m if ia == mul_slot else data[ia])
         y = total if ib == last else (m if ib == mul_slot else data[ib])
-        total = x + y
+        total = mg_add(x, y)
         data[mul_slot + 1] = total
         last = mul_slot + 1
         j += 2
@@ -589,16 +549,14 @@ cdef inline Py_ssize_t _backward_pairs(const double *data, double *grad, const i
 
 cdef inline uint8_t _op_of(uint8_t code) noexcept:
     """The engine's op code of a tape code (a pair's codes are MUL and ADD)."""
-    return MUL if code == PAIR_MUL else (ADD if code == PAIR_ADD else code)
+    return MG_MUL if code == PAIR_MUL else (MG_ADD if code == PAIR_ADD else code)
 
 
-cdef inline double _exponent_slope(double x, double k, double out) noexcept nogil:
-    """d(x ** k)/dk = x**k * log(x); 0 where x == 0 and k >= 0, nan for x < 0 (as _engine's)."""
-    if x > 0.0:
-        return out * log(x)
-    if x == 0.0 and k >= 0.0:
-        return 0.0
-    return NAN
+cdef int _check_replayable(Value node) except -1:
+    """A tape replays ops only: refuse a node built by hand (its rule was fixed in Python)."""
+    if node.code >= MG_N_OPS:
+        raise _api.hand_built_node(node)
+    return 0
 
 
 _api.Tape.register(CompiledTape)
