@@ -8,7 +8,8 @@ import sys
 
 def program_name(command: str = "") -> str:
     """'micrograd <command>' under the console script, else 'python -m micrograd <command>'."""
-    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    script = os.path.basename(argv0.replace("\\", "/"))  # Windows paths too
     stem = os.path.splitext(script)[0]  # micrograd, micrograd.exe, micrograd-script.py (Windows)
     base = "micrograd" if stem in ("micrograd", "micrograd-script") else "python -m micrograd"
     return f"{base} {command}".strip()
