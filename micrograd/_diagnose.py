@@ -56,10 +56,10 @@ def missing_extension_reason(error: Optional[str], package_dir: Path = PACKAGE_D
     shadowed = shadowed_copies(package_dir)
     if shadowed:
         return (
-            f"micrograd was imported from {package_dir}, which has no compiled engine{detail}, "
-            f"instead of the installed copy in {shadowed[0]}, which has one. The current folder comes "
-            "first on sys.path for `python -m` and `python -c`. Run from another folder, use the "
-            f"`micrograd` command, or build the engine in place: {BUILD_IN_PLACE} (or pip install -e .)"
+            f"micrograd was imported from {package_dir}, which has no compiled engine{detail}; "
+            f"it hides the installed copy in {shadowed[0]}, which has one, because `python -m` and "
+            "`python -c` put the current folder first on sys.path. Fix: run from another folder, use "
+            f"the `micrograd` command, or build the engine in place: {BUILD_IN_PLACE} (or pip install -e .)"
         )
     if is_source_tree(package_dir):
         return (
@@ -78,4 +78,5 @@ def warn_if_shadowed(error: Optional[str]) -> None:
     """Called by micrograd.engine when the extension did not load and pure Python was not asked
     for: warn only in the shadowing case, where the user surely expected the compiled engine."""
     if shadowed_copies():
-        warnings.warn(missing_extension_reason(error), ShadowedInstallWarning, stacklevel=2)
+        message = f"{missing_extension_reason(error)}. Until then the pure engine (about 100x slower) runs."
+        warnings.warn(message, ShadowedInstallWarning, stacklevel=2)
