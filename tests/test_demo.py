@@ -194,7 +194,13 @@ def test_demo_estimates_a_long_pure_run_from_a_few_steps(both_engines, monkeypat
     assert demo.main(["--engine", "cython", "--steps", "50", "--samples", "6", "--hidden", "2", "--quiet"]) == 0
     out = capsys.readouterr().out
     timed = 1 + demo.ESTIMATE_MIN_STEPS  # the first step, then the steady-state ones
-    assert "pure engine would take ~" in out and f"(estimated from {timed} steps): " in out
+    assert "pure engine would take at least ~" in out and f"(estimated from its first {timed} steps): " in out
+
+
+def test_the_estimate_of_an_eager_run_is_a_lower_bound_and_of_a_taped_one_not():
+    assert demo.estimate_note(30.0, 12, 100, tape=False) == "pure engine would take at least ~30 s (estimated from its first 12 steps)"
+    assert demo.estimate_note(4.2, 50, 100, tape=True) == "pure engine would take ~4.20 s (estimated from its first 50 steps)"
+    assert demo.estimate_note(0.5, 4, 4, tape=False) == "pure engine took 0.50 s for all 4 steps"
 
 
 class FakeClock:
