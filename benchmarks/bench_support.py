@@ -7,8 +7,6 @@ import pytest
 from micrograd.bench import workloads
 
 CHAIN_SIZES = [10**2, 10**3, 10**4, 10**5]
-BUDGET_S = 0.5  # per benchmark, as `micrograd bench` spends on each measurement
-MIN_ROUNDS, MAX_ROUNDS = 5, 1000
 
 
 def engine_param(name: str):

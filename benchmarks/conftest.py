@@ -9,21 +9,15 @@ and gradients must equal the pure engine's exactly (the correctness gate). Graph
 """
 from __future__ import annotations
 
-import functools
-
 import pytest
 
-import micrograd
-import micrograd.nn
 from micrograd import engine as engine_module
-from micrograd.bench import workloads
+from micrograd.bench import timing, workloads
 from micrograd.datasets import make_moons
-
-from bench_support import MAX_ROUNDS, MIN_ROUNDS, BUDGET_S
 
 
 def pytest_report_header(config):
-    return f"micrograd benchmarks: engines loaded {', '.join(engine_module.ENGINES)}; Tape: {hasattr(micrograd, 'Tape')}"
+    return f"micrograd benchmarks: engines loaded {', '.join(engine_module.ENGINES)}"
 
 
 @pytest.fixture(scope="session")
@@ -41,18 +35,11 @@ def gate_cache():
 def kit(request):
     """The engine under test as a workload kit (its own nn.MLP), e.g. 'cython' or 'cython-tape'."""
     name = request.param
-    base = name.replace("-tape", "")
-    if base not in engine_module.ENGINES:
+    if name.replace("-tape", "") not in engine_module.ENGINES:
         if engine_module.flag("MICROGRAD_REQUIRE_EXTENSION"):
             pytest.fail(f"compiled engine required but not loaded: {engine_module.EXTENSION_ERROR}")
         pytest.skip(f"compiled engine not built here: {engine_module.EXTENSION_ERROR}")
-    tape = None
-    if name.endswith("-tape"):
-        tape = getattr(micrograd, "Tape", None)
-        if tape is None:
-            pytest.skip("micrograd.Tape (graph replay) is not in this build")
-    Value = engine_module.ENGINES[base]
-    return workloads.ValueKit(name, Value, functools.partial(micrograd.nn.MLP, engine=Value), tape)
+    return workloads.package_kit(name)
 
 
 @pytest.fixture
@@ -63,8 +50,7 @@ def gate(problem, gate_cache):
     def check(kit: workloads.ValueKit, workload: str) -> None:
         name = workloads.gate_for(workload)
         if ("reference", name) not in gate_cache:
-            reference_kit = workloads.ValueKit("reference", engine_module.ENGINES["python"])
-            gate_cache["reference", name] = workloads.gate(reference_kit, name, problem)
+            gate_cache["reference", name] = workloads.gate(workloads.package_kit("python"), name, problem)
         if (kit.name, name) not in gate_cache:
             got = workloads.gate(kit, name, problem)
             gate_cache[kit.name, name] = workloads.compare(got, gate_cache["reference", name], 0.0)
@@ -77,29 +63,16 @@ def gate(problem, gate_cache):
 
 @pytest.fixture
 def timed(benchmark):
-    """timed(fn, setup=None, teardown=None): benchmark.pedantic with setup and teardown outside
-    the timing, and as many rounds as fit in BUDGET_S (one warm-up round measures a round), the
-    rule ``micrograd bench`` uses, so the two agree. As there, the objects the process already
-    holds (pytest's own, other tests') are frozen out of the garbage collector meanwhile."""
-    import gc
-    import time
+    """timed(fn, setup=None, teardown=None): benchmark.pedantic with as many rounds as
+    ``micrograd bench`` would time (micrograd/bench/timing.py: one warm-up round estimates a
+    round, the default budget gives the rounds; the objects the process already holds,
+    pytest's own and other tests', frozen out of the garbage collector meanwhile)."""
 
     def run(fn, setup=None, teardown=None):
         if benchmark.disabled:
             return benchmark.pedantic(fn, setup=setup, teardown=teardown, rounds=1)
-        gc.collect()
-        gc.freeze()
-        try:
-            if setup:
-                setup()
-            t0 = time.perf_counter()
-            fn()
-            estimate = time.perf_counter() - t0
-            if teardown:
-                teardown()
-            rounds = max(MIN_ROUNDS, min(MAX_ROUNDS, int(BUDGET_S / max(estimate, 1e-9))))
+        with timing.frozen_gc():
+            rounds = timing.rounds_for(timing.one_round(fn, setup, teardown), timing.DEFAULT_BUDGET)
             return benchmark.pedantic(fn, setup=setup, teardown=teardown, rounds=rounds)
-        finally:
-            gc.unfreeze()
 
     return run

@@ -7,15 +7,25 @@ Additions, all opt-in (the defaults are Karpathy's, bit for bit):
 - ``init=`` for the weights: ``'uniform'`` (Karpathy's U(-1, 1)), ``'he'``, ``'lecun'``, or a
   function of the fan-in returning one weight;
 - ``engine=`` to build a model on a given engine (``'python'``, ``'cython'`` or a Value class);
-- ``state_dict()`` / ``load_state_dict()``: the parameters as plain floats, for JSON.
+- ``state_dict()`` / ``load_state_dict()``: the parameters as plain floats, for JSON. Loading
+  takes any real number (NumPy's float32 as its float64) and refuses NaN and inf: a state holding
+  them comes from a diverged run, and strict JSON cannot write them.
+
+Stricter than Karpathy's, where his accepted a mistake silently: sizes must be positive ints
+(not bools), ``MLP(2, [])`` is an error, every activation name is checked even if no layer uses
+it, and an input of the wrong length raises ValueError where ``zip`` truncated it. A hidden
+layer of one neuron feeds the next layer (his raised TypeError).
 """
 from __future__ import annotations
 
 import math
+import operator
 import random
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-from micrograd.engine import Value
+from micrograd._ops import is_number
+from micrograd.engine import Value, is_value
+from micrograd.optim import zero_grads
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
 _REPR_NAMES = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "linear": "Linear"}
@@ -62,6 +72,37 @@ def _check_activation(activation: object) -> str:
     return activation
 
 
+def _check_count(what: str, n: object) -> int:
+    """A positive int (or an integer type such as numpy's), for input and layer sizes. A bool is
+    refused although it is an int: ``MLP(True, [1])`` is a mistake, not a model of 1 input."""
+    if isinstance(n, bool) or not hasattr(type(n), "__index__"):
+        raise TypeError(f"{what} must be an int, not {type(n).__name__!r}")
+    n = operator.index(n)
+    if n < 1:
+        raise ValueError(f"{what} must be at least 1, got {n}")
+    return n
+
+
+def _check_sizes(nouts: object) -> List[int]:
+    if isinstance(nouts, (str, bytes)) or not isinstance(nouts, (list, tuple)):
+        raise TypeError(f"nouts must be a list of layer sizes, not {type(nouts).__name__!r}")
+    if not nouts:
+        raise ValueError("nouts must list at least one layer size, e.g. MLP(2, [16, 16, 1])")
+    return [_check_count(f"layer size nouts[{i}]", n) for i, n in enumerate(nouts)]
+
+
+def _inputs(x: Any, n: int, who: "Neuron") -> Sequence[Any]:
+    """``x`` as a sequence of exactly ``n`` inputs. Karpathy's ``zip`` silently dropped the
+    extra inputs (or weights) of a wrong-sized input; here that is an error."""
+    if not hasattr(x, "__len__"):
+        if not hasattr(x, "__iter__"):
+            raise TypeError(f"{who!r} takes a sequence of {n} inputs, not {type(x).__name__!r}")
+        x = list(x)
+    if len(x) != n:
+        raise ValueError(f"{who!r} takes {n} inputs, got {len(x)}")
+    return x
+
+
 def _value_class(engine: object) -> type:
     """The Value class to build parameters with: the module's ``Value`` (the active engine)
     unless ``engine`` names a loaded engine or is a Value class."""
@@ -80,8 +121,8 @@ def _value_class(engine: object) -> type:
 
 class Module:
     def zero_grad(self) -> None:
-        for p in self.parameters():
-            p.grad = 0
+        # Karpathy's `for p in self.parameters(): p.grad = 0`; one C loop on compiled Values
+        zero_grads(self.parameters())
 
     def parameters(self) -> List[Value]:
         return []
@@ -126,9 +167,24 @@ class Module:
 
 
 def _number(x: object, name: str) -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
+    """``x`` as a parameter value: any real number (int, float, NumPy's float32 or int64 alike,
+    Fraction, Decimal), converted as ``Value(x)`` converts it, and finite. NaN and inf are
+    refused: such a weight makes every output NaN or inf, so a state holding one comes from a
+    run that diverged, and JSON cannot even write it (``json.dumps`` emits non-standard NaN)."""
+    if isinstance(x, (bool, str, bytes)) or not is_number(x):
         raise TypeError(f"state[{name!r}] must hold numbers, not {type(x).__name__!r}")
-    return float(x)
+    try:
+        value = float(x)  # type: ignore[arg-type]
+    except (OverflowError, ValueError, TypeError) as exc:  # e.g. 10**400: too large for a float
+        raise type(exc)(f"state[{name!r}] holds {_short(x)}: {exc}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"state[{name!r}] holds {value}; parameters must be finite (a diverged run's state?)")
+    return value
+
+
+def _short(x: object) -> str:
+    text = repr(x)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class Neuron(Module):
@@ -149,6 +205,7 @@ class Neuron(Module):
         elif not nonlin and activation != "linear":
             raise ValueError(f"nonlin=False means a linear neuron; it contradicts activation={activation!r}")
         self.activation = _check_activation(activation)
+        nin = _check_count("nin", nin)
         draw = _init_function(init)
         value = _value_class(engine)
         self.w = [value(draw(nin)) for _ in range(nin)]
@@ -164,6 +221,8 @@ class Neuron(Module):
         self.activation = "relu" if on else "linear"
 
     def __call__(self, x: Sequence[Any]) -> Value:
+        if type(x) is not list or len(x) != len(self.w):  # ~40 ns of a ~1.4 us call on lists
+            x = _inputs(x, len(self.w), self)
         act = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
         if self.activation == "linear":
             return act
@@ -182,6 +241,7 @@ class Neuron(Module):
 
 class Layer(Module):
     def __init__(self, nin: int, nout: int, **kwargs: Any) -> None:
+        nout = _check_count("nout", nout)
         self.neurons = [Neuron(nin, **kwargs) for _ in range(nout)]
 
     def __call__(self, x: Sequence[Any]) -> Union[Value, List[Value]]:
@@ -214,8 +274,8 @@ class MLP(Module):
         """Layers of sizes ``nouts`` on ``nin`` inputs. ``activation`` is the hidden layers'
         activation (ReLU, as in Karpathy's) and ``output_activation`` the last layer's (linear
         by default); or pass ``activation`` as a list with one name per layer, last included."""
-        sz = [nin] + nouts
-        acts = self._layer_activations(activation, output_activation, len(nouts))
+        sz = [_check_count("nin", nin)] + _check_sizes(nouts)
+        acts = self._layer_activations(activation, output_activation, len(sz) - 1)
         self.layers = [
             Layer(sz[i], sz[i + 1], activation=acts[i], init=init, engine=engine) for i in range(len(nouts))
         ]
@@ -223,17 +283,23 @@ class MLP(Module):
     @staticmethod
     def _layer_activations(activation: Union[str, Sequence[str]], output_activation: Optional[str], n: int) -> List[str]:
         if isinstance(activation, str):
-            last = "linear" if output_activation is None else output_activation
+            # checked even when no hidden layer uses it: MLP(2, [1], activation='softmax') is a mistake
+            _check_activation(activation)
+            last = "linear" if output_activation is None else _check_activation(output_activation)
             return [activation] * (n - 1) + [last]
         if output_activation is not None:
             raise TypeError("give output_activation only with a single hidden activation; a list names every layer")
-        acts = list(activation)
+        if not isinstance(activation, (list, tuple)):
+            raise TypeError(f"activation must be a name or a list of names, not {type(activation).__name__!r}")
+        acts = [_check_activation(a) for a in activation]
         if len(acts) != n:
             raise ValueError(f"activation lists {len(acts)} names for {n} layers; give one per layer, the last included")
         return acts
 
     def __call__(self, x: Sequence[Any]) -> Union[Value, List[Value]]:
         for layer in self.layers:
+            if type(x) is not list and is_value(x):
+                x = [x]  # a hidden layer of one neuron returns a Value; the next layer takes a list
             x = layer(x)
         return x
 

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from micrograd.bench import c_floor, cli, report, runner, worker, workloads
+from micrograd.bench import c_floor, cli, report, runner, timing, worker, workloads
 from micrograd.datasets import make_moons
 
 
@@ -23,9 +23,7 @@ def problem():
 
 @pytest.fixture(scope="module")
 def reference(problem):
-    from micrograd.engine import ENGINES
-
-    kit = workloads.ValueKit("reference", ENGINES["python"])
+    kit = workloads.package_kit("python")
     return {g: workloads.gate(kit, g, problem) for g in ("chain", "mlp-sample")}
 
 
@@ -136,7 +134,9 @@ def test_gate_sees_the_replayed_step_too(engine, problem, reference):
 
 
 def _leaves(root):
-    return [v for v in workloads.topological_order(root) if not v._prev]
+    from micrograd.graph import topological_order
+
+    return [v for v in topological_order(root) if not v._prev]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,6 +153,26 @@ def test_chain_node_count_and_gradient(engine):
     B = workloads.CHAIN_B
     assert x.grad == pytest.approx(B**4, rel=1e-15)
     assert a.grad == pytest.approx(B + B**2 + B**3, rel=1e-15)
+
+
+def test_peer_copies_build_the_packages_demo_op_for_op(engine, problem):
+    """What the peers run instead of this package's nn.MLP and losses (they cannot import it):
+    on our Value, ScalarMLP and demo_loss give exactly the package's numbers."""
+    from micrograd.engine import ENGINES
+
+    ours = workloads.package_kit(next(name for name, V in ENGINES.items() if V is engine))
+    copies = workloads.ValueKit("copies", engine)  # no MLP given: ScalarMLP; loss: demo_loss
+    assert workloads.gate(copies, "demo-step", problem) == workloads.gate(ours, "demo-step", problem)
+
+
+def test_timing_rule_fits_the_budget_within_bounds():
+    budget = {"seconds": 0.1, "min_rounds": 2, "max_rounds": 5}
+    assert timing.rounds_for(0.01, budget) == 5  # 10 would fit: capped
+    assert timing.rounds_for(0.03, budget) == 3
+    assert timing.rounds_for(1.0, budget) == 2  # none would fit: the minimum
+    calls = []
+    times = timing.measure(lambda: calls.append("fn"), budget, setup=lambda: calls.append("setup"))
+    assert len(times) == 5 and calls == ["setup", "fn"] * 6  # a warm-up round, then 5
 
 
 def test_initial_weights_are_karpathys_draws(engine):
@@ -387,13 +407,33 @@ def test_c_tape_reproduces_the_pure_engine_bit_for_bit(floor, reference):
     assert len(out["chain-forward"]) >= 1 and out["bytes_per_node"] == 25
 
 
-def test_c_dense_matches_the_demo_to_rounding(floor, problem):
-    from micrograd.engine import ENGINES
+def test_c_tape_runs_the_rounds_the_timing_rule_gives(floor):
+    """The C program asks for its rounds (timing.rounds_for) instead of deciding them."""
+    exe, workdir = floor
+    budget = {"seconds": 10.0, "min_rounds": 3, "max_rounds": 3}
+    out = c_floor.run_floor(exe, "tape-chain", c_floor.chain_tape(10), workdir, budget, 60)
+    assert len(out["chain-forward"]) == len(out["chain-backward"]) == 3
 
+
+def test_c_tape_replays_the_demo_step_bit_for_bit(floor, problem):
+    exe, workdir = floor
+    budget = {"seconds": 0.001, "min_rounds": 1, "max_rounds": 1}
+    out = c_floor.run_floor(exe, "tape-step", c_floor.demo_tape(problem), workdir, budget, 60)
+    assert c_floor.gate_values(out) == workloads.gate(workloads.package_kit("python"), "demo-step", problem)
+
+
+def test_floor_source_ships_with_the_package_and_numbers_ops_as_ops_py():
+    with open(c_floor.SOURCE) as f:
+        c_floor.check_op_codes(f.read())  # raises on a drift
+    with pytest.raises(RuntimeError, match="not micrograd._ops.OPS"):
+        c_floor.check_op_codes('#define MG_OP_NAMES "leaf mul add"')
+
+
+def test_c_dense_matches_the_demo_to_rounding(floor, problem):
     exe, workdir = floor
     budget = {"seconds": 0.001, "min_rounds": 1, "max_rounds": 2}
     out = c_floor.run_floor(exe, "dense", c_floor.dense_text(problem), workdir, budget, 60)
-    want = workloads.gate(workloads.ValueKit("ref", ENGINES["python"]), "demo-step", problem)
+    want = workloads.gate(workloads.package_kit("python"), "demo-step", problem)
     assert workloads.compare(c_floor.gate_values(out), want, 1e-9)["passed"]
 
 

@@ -6,13 +6,16 @@ own subprocess.
     cli.py        the command line
     runner.py     which engines can run here; running each in its subprocess; collecting results
     worker.py     an engine's side of it (runs in the subprocess; stdlib only)
-    workloads.py  the workloads, the gate, the engine adapters (stdlib only)
-    c_floor.py    the C reference loops, compiled at run time
+    workloads.py  the workloads, the gate, the engine adapters (stdlib only; this package's
+                  engines use its nn and losses)
+    timing.py     the one timing rule, also used by benchmarks/ and the C floor (stdlib only)
+    c_floor.py    compiles and runs floor.c, the C reference loops, on the engines' tapes
     report.py     ratios, targets, the text table, Markdown and JSON
     machine.py    machine metadata
     plotting.py   --plot (matplotlib)
 
-The pytest-benchmark suite in ``benchmarks/`` times the same workloads (see its README).
+The pytest-benchmark suite in ``benchmarks/`` times the same workloads by the same rule (see
+its README).
 """
 from micrograd.bench.cli import main
 

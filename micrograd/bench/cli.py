@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional
 
 from micrograd._cli import TORCH_HINT, program_name
 from micrograd.bench import c_floor, machine, report, runner, workloads
+from micrograd.progress import Progress
 
 DESCRIPTION = """\
 Benchmark micrograd's engines against each other and against peers: Karpathy's original
@@ -147,7 +148,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     cc = c_floor.find_compiler()
     meta = machine.collect(cc, c_floor.compiler_version(cc) if cc else None)
-    bench = runner.Bench(config, runner.Progress(sys.stderr, enabled=not args.no_progress))
+    bench = runner.Bench(config, Progress(enabled=not args.no_progress))
     data = bench.run()
     run = {
         "schema": report.SCHEMA,

@@ -65,20 +65,16 @@ def package_version(name: str) -> Optional[str]:
 
 
 def extension_info() -> Dict[str, Any]:
-    """Where the compiled engine came from, and how it was built if it says so."""
+    """Whether the compiled engine loaded, and from which file (or why not)."""
     from micrograd import engine
 
     info: Dict[str, Any] = {"loaded": "cython" in engine.ENGINES}
     if engine.EXTENSION_ERROR:
         info["error"] = engine.EXTENSION_ERROR
-    try:
+    else:
         from micrograd import _engine
-    except ImportError:
-        return info
-    info["file"] = getattr(_engine, "__file__", None)
-    build = getattr(_engine, "BUILD_INFO", None)  # if the build records its flags
-    if build is not None:
-        info["build"] = build
+
+        info["file"] = _engine.__file__
     return info
 
 
@@ -105,7 +101,6 @@ def collect(compiler: Optional[str] = None, compiler_version: Optional[str] = No
         "micrograd_fast": micrograd.__version__,
         "micrograd_engines": list(micrograd.ENGINES),
         "extension": extension_info(),
-        "has_tape": hasattr(micrograd, "Tape"),
         "torch": package_version("torch"),
         "env": {k: v for k, v in os.environ.items() if k.startswith("MICROGRAD_") or k in ("CC", "CFLAGS", "PYTHONHASHSEED")},
     }

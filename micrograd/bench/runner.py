@@ -12,10 +12,11 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import IO, Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from micrograd._cli import TORCH_HINT
-from micrograd.bench import c_floor, workloads
+from micrograd.bench import c_floor, timing, workloads
+from micrograd.progress import Progress
 
 ENGINES = {  # name -> what it is; the order is the order of every table
     "python": "this package, pure-Python engine (MICROGRAD_PUREPYTHON=1)",
@@ -48,7 +49,7 @@ class Config:
     engines: List[str] = field(default_factory=lambda: list(ENGINES))
     workloads: List[str] = field(default_factory=lambda: list(ALL_WORKLOADS))
     sizes: List[int] = field(default_factory=lambda: [10**2, 10**3, 10**4, 10**5])
-    budget: Dict[str, Any] = field(default_factory=lambda: {"seconds": 0.5, "min_rounds": 5, "max_rounds": 1000})
+    budget: Dict[str, Any] = field(default_factory=lambda: dict(timing.DEFAULT_BUDGET))
     memory_n: int = 300_000
     depth_ladder: List[int] = field(default_factory=lambda: [10**2, 10**3, 10**4, 10**5, 10**6])
     depth_cap_s: float = 30.0
@@ -62,7 +63,7 @@ class Config:
         base = dict(
             quick=True,
             sizes=[10**2, 10**3, 10**4],
-            budget={"seconds": 0.05, "min_rounds": 3, "max_rounds": 200},
+            budget=dict(timing.QUICK_BUDGET),
             memory_n=100_000,
             depth_ladder=[10**2, 10**3, 10**4, 10**5],
             depth_cap_s=4.0,
@@ -70,41 +71,6 @@ class Config:
         )
         base.update(overrides)
         return cls(**base)
-
-
-# ---------------------------------------------------------------------------------------------
-# Progress: one line on a terminal (rewritten in place), one line per step in a log
-
-
-class Progress:
-    def __init__(self, stream: IO[str] = sys.stderr, enabled: bool = True) -> None:
-        self.stream, self.enabled = stream, enabled
-        self.tty = enabled and hasattr(stream, "isatty") and stream.isatty()
-        self.width = 0
-
-    def update(self, text: str) -> None:
-        if not self.enabled:
-            return
-        if self.tty:
-            pad = max(0, self.width - len(text))
-            self.stream.write("\r" + text + " " * pad)
-            self.width = len(text)
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def note(self, text: str) -> None:
-        """A message that stays (a skipped peer, a failure)."""
-        if not self.enabled:
-            return
-        self.clear()
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def clear(self) -> None:
-        if self.tty and self.width:
-            self.stream.write("\r" + " " * self.width + "\r")
-            self.width = 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,15 +129,12 @@ def torch_available() -> bool:
 
 def availability(engine: str, config: Config) -> Optional[str]:
     """None if the engine can run here, else why not and how to make it run."""
-    import micrograd
     from micrograd import engine as engine_module
 
     if engine in ("cython", "cython-tape") and "cython" not in engine_module.ENGINES:
         from micrograd._diagnose import missing_extension_reason
 
         return missing_extension_reason(engine_module.EXTENSION_ERROR)
-    if engine.endswith("-tape") and engine != "c-tape" and not hasattr(micrograd, "Tape"):
-        return "micrograd.Tape (the graph-replay feature) is not in this build"
     if engine == "karpathy":
         return find_karpathy(config.karpathy_path)[1]
     if engine.startswith("torch") and not torch_available():
@@ -238,12 +201,11 @@ class Bench:
     # -- the problem, the reference (the pure engine, in this process) and the node counts -----
     def prepare(self) -> None:
         from micrograd.datasets import make_moons
-        from micrograd.engine import ENGINES as LOADED
 
         self.progress.update("reference: the pure engine's numbers for the correctness gate")
         X, y = make_moons(n_samples=workloads.DEMO_SAMPLES, noise=0.1, seed=workloads.SEED)
         self.problem = workloads.make_problem(X, y)
-        ref = workloads.ValueKit("reference", LOADED["python"])
+        ref = workloads.package_kit("python")
         needed = {workloads.gate_for(w) for w in self.config.workloads}
         self.reference = {g: workloads.gate(ref, g, self.problem) for g in workloads.GATES if g in needed}
         self.progress.update("counting graph nodes")
@@ -456,12 +418,7 @@ class Bench:
                     self.add_floor_result(engine, w, n, out[w])
 
     def add_floor_result(self, engine: str, workload: str, size: Optional[int], times: List[float]) -> None:
-        import statistics
-
-        self.add_result(
-            engine, workload, size, times=times,
-            median=statistics.median(times), min=min(times), max=max(times), rounds=len(times),
-        )
+        self.add_result(engine, workload, size, times=times, **timing.summary(times))
 
 
 def config_dict(config: Config) -> Dict[str, Any]:

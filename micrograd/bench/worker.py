@@ -11,33 +11,38 @@ Two modes: ``time`` (the correctness gate, then the timings of the workloads who
 back-propagates; a crash ends the process, which the parent reads as a failure at the depth
 it was trying).
 
-Like workloads.py this file imports no ``micrograd`` at module level: for Karpathy's engine the
-name ``micrograd`` is his package, first on this process's path.
+Like workloads.py and timing.py this file imports no ``micrograd`` at module level: for
+Karpathy's engine the name ``micrograd`` is his package, first on this process's path.
 """
 from __future__ import annotations
 
 import gc
 import json
 import os
-import statistics
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 if __package__:
-    from micrograd.bench import workloads
+    from micrograd.bench import timing, workloads
 else:
     # Run as a script. Python put this folder first on sys.path; take it off, or its module
-    # names could shadow others, and load workloads.py beside us by its path instead.
+    # names could shadow others, and load the modules beside us by their paths instead.
     import importlib.util
 
     _here = os.path.dirname(os.path.abspath(__file__))
     if sys.path and os.path.abspath(sys.path[0] or ".") == _here:
         del sys.path[0]
-    _spec = importlib.util.spec_from_file_location("_micrograd_bench_workloads", os.path.join(_here, "workloads.py"))
-    workloads = importlib.util.module_from_spec(_spec)
-    sys.modules[_spec.name] = workloads
-    _spec.loader.exec_module(workloads)
+
+    def _load_beside(name: str) -> Any:
+        spec = importlib.util.spec_from_file_location(f"_micrograd_bench_{name}", os.path.join(_here, f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    timing = _load_beside("timing")
+    workloads = _load_beside("workloads")
 
 OURS = ("python", "cython", "python-tape", "cython-tape")
 
@@ -70,14 +75,7 @@ def load_kit(engine: str, problem: Dict[str, Any]) -> tuple:
         base = engine.replace("-tape", "")
         if micrograd.BACKEND != base:
             raise Skip(f"asked for the {base} engine but micrograd loaded {micrograd.BACKEND}")
-        Tape = None
-        if engine.endswith("-tape"):
-            Tape = getattr(micrograd, "Tape", None)
-            if Tape is None:
-                raise Skip("micrograd.Tape is not in this build (the graph-replay feature)")
-        from micrograd import nn
-
-        return workloads.ValueKit(engine, micrograd.Value, nn.MLP, Tape), f"micrograd-fast {micrograd.__version__}"
+        return workloads.package_kit(engine), f"micrograd-fast {micrograd.__version__}"
     if engine == "karpathy":
         import micrograd
         from micrograd import engine as k_engine, nn as k_nn
@@ -107,45 +105,7 @@ def _dist_version(name: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Timing
-
-
-def measure(
-    fn: Callable[[], Any],
-    budget: Dict[str, Any],
-    setup: Optional[Callable[[], Any]] = None,
-    teardown: Optional[Callable[[], Any]] = None,
-) -> List[float]:
-    """Seconds per round of fn(). One warm-up round (not kept) says how long a round takes;
-    then as many rounds as fit in budget['seconds'], within [min_rounds, max_rounds]. setup and
-    teardown run outside the timing (a fresh graph before, freeing it after). The garbage
-    collector stays on, as in a user's program (and in pytest-benchmark's default), but what
-    the process held before is frozen out of it (gc.freeze), so that its cost depends on the
-    workload, not on what else lives in the process (the pytest-benchmark suite does the same)."""
-
-    def one_round() -> float:
-        if setup is not None:
-            setup()
-        t0 = time.perf_counter()
-        fn()
-        t1 = time.perf_counter()
-        if teardown is not None:
-            teardown()
-        return t1 - t0
-
-    gc.collect()
-    gc.freeze()
-    try:
-        estimate = one_round()
-        rounds = int(budget["seconds"] / max(estimate, 1e-9))
-        rounds = max(budget["min_rounds"], min(budget["max_rounds"], rounds))
-        return [one_round() for _ in range(rounds)]
-    finally:
-        gc.unfreeze()
-
-
-def summary(times: List[float]) -> Dict[str, Any]:
-    return {"median": statistics.median(times), "min": min(times), "max": max(times), "rounds": len(times)}
+# Timing (the rule is timing.py's)
 
 
 def timed_runs(kit: Any, workload: str, size: Optional[int], problem: Dict[str, Any], budget: Dict[str, Any]) -> List[float]:
@@ -154,27 +114,27 @@ def timed_runs(kit: Any, workload: str, size: Optional[int], problem: Dict[str, 
         if workload != "demo-step":
             raise ValueError(f"torch-batched runs only demo-step, not {workload}")
         k = iter(range(10**9))
-        return measure(lambda: kit.step(workloads.demo_lr(next(k))), budget)
+        return timing.measure(lambda: kit.step(workloads.demo_lr(next(k))), budget)
     if workload == "node-creation":
         a, b = kit.param(workloads.CHAIN_A), kit.param(workloads.CHAIN_B)
         n = workloads.NODE_CREATION_OPS
-        return measure(lambda: workloads.node_creation(a, b, n), budget)
+        return timing.measure(lambda: workloads.node_creation(a, b, n), budget)
     if workload == "chain-forward":
         graph, _ = workloads.chain_setup(kit, size)
-        return measure(graph.forward, budget, teardown=graph.release)
+        return timing.measure(graph.forward, budget, teardown=graph.release)
     if workload == "chain-backward":
         graph, _ = workloads.chain_setup(kit, size)
-        return measure(graph.backward, budget, setup=graph.forward, teardown=graph.release)
+        return timing.measure(graph.backward, budget, setup=graph.forward, teardown=graph.release)
     if workload == "neuron-1000":
         graph, _ = workloads.neuron_setup(kit, problem)
-        return measure(lambda: (graph.forward(), graph.backward()), budget, teardown=graph.release)
+        return timing.measure(lambda: (graph.forward(), graph.backward()), budget, teardown=graph.release)
     if workload == "mlp-sample":
         graph, _ = workloads.mlp_setup(kit, problem)
-        return measure(lambda: (graph.forward(), graph.backward()), budget, teardown=graph.release)
+        return timing.measure(lambda: (graph.forward(), graph.backward()), budget, teardown=graph.release)
     if workload == "demo-step":
         graph, params = workloads.demo_setup(kit, problem)
         k = iter(range(10**9))
-        return measure(lambda: workloads.demo_step(kit, graph, params, workloads.demo_lr(next(k))), budget)
+        return timing.measure(lambda: workloads.demo_step(kit, graph, params, workloads.demo_lr(next(k))), budget)
     raise ValueError(f"unknown workload {workload!r}")
 
 
@@ -219,7 +179,7 @@ def run_timings(proto: Protocol, kit: Any, config: Dict[str, Any]) -> None:
             continue
         finally:
             gc.collect()
-        proto.emit("result", workload=workload, size=size, times=times, **summary(times))
+        proto.emit("result", workload=workload, size=size, times=times, **timing.summary(times))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,8 +238,7 @@ def measure_memory(proto: Protocol, kit: Any, n: int, nodes: int) -> None:
         recorded = len(tape)
         if r2 is not None and r1 is not None:
             result["tape_rss_per_node"] = (r2 - r1) / recorded
-        if hasattr(tape, "nbytes"):
-            result["tape_nbytes_per_node"] = tape.nbytes / recorded
+        result["tape_nbytes_per_node"] = tape.nbytes / recorded
         del tape
     del root
     settle()

@@ -1,9 +1,15 @@
 """The named workloads of the benchmark, written once for every engine.
 
-This module imports only the standard library and never ``micrograd``: it also runs inside the
-subprocess of Karpathy's original micrograd, whose package has the same import name. An engine
-is reached through a *kit* (how to make a leaf, read a grad, run backward, ...); PyTorch's kits
-import torch only when they are made.
+This module imports only the standard library at load time, never ``micrograd``: it also runs
+inside the subprocess of Karpathy's original micrograd, whose package has the same import name.
+An engine is reached through a *kit* (how to make a leaf, read a grad, run backward, ...). This
+package's engines build the workloads with the package's own ``nn.MLP`` and ``losses``
+(``package_kit``, which imports them when called), and PyTorch's kit uses ``micrograd.losses``
+on its tensors. What cannot come from the package is here, small: the demo's loss
+(``demo_loss``) for Karpathy's engine, whose subprocess cannot import this package (his has
+the same name), and an MLP over 0-d tensors (``ScalarMLP``) for PyTorch, as ``nn.MLP`` makes
+this package's Values.
+PyTorch's kits import torch only when they are made.
 
 Every workload is deterministic: the data, the initial weights and the leaves come from fixed
 seeds, so each engine runs the very same program and its results can be compared number for
@@ -11,6 +17,7 @@ number before it is timed (the correctness gate, see ``gate``).
 """
 from __future__ import annotations
 
+import functools
 import random
 from typing import Any, Callable, Dict, List, Sequence
 
@@ -79,15 +86,17 @@ class ValueKit:
     """An engine whose nodes are Karpathy-style ``Value`` objects: ours (either engine) and his.
 
     ``MLP`` is the engine's own ``nn.MLP`` when it has one (so the demo runs the package's own
-    network code), else None, and the generic ``ScalarMLP`` below is used. With ``Tape`` given
+    network code), else None, and the generic ``ScalarMLP`` below is used. ``loss(scores, y,
+    params)`` is the demo's loss (default: ``demo_loss``). With ``Tape`` given
     (``micrograd.Tape``) the graph is recorded once and then replayed (see ``Replay``).
     """
 
-    def __init__(self, name: str, Value: type, MLP: Any = None, Tape: Any = None) -> None:
+    def __init__(self, name: str, Value: type, MLP: Any = None, Tape: Any = None, loss: Any = None) -> None:
         self.name = name
         self.Value = Value
         self.MLP = MLP
         self.Tape = Tape
+        self.loss = loss or demo_loss
 
     def leaf(self, x: float) -> Any:
         return self.Value(x)
@@ -142,7 +151,8 @@ class TorchScalarKit(ValueKit):
         import torch
 
         torch.set_num_threads(1)
-        super().__init__(name, Value=None)
+        # Its subprocess can import this package: the loss is micrograd.losses' (on tensors).
+        super().__init__(name, Value=None, loss=package_loss)
         self.torch = torch
 
     def leaf(self, x: float) -> Any:
@@ -317,13 +327,32 @@ def neuron(w: Sequence[Any], x: Sequence[Any], b: Any) -> Any:
     return sum((wi * xi for wi, xi in zip(w, x)), b).relu()
 
 
-def demo_loss(model: Any, params: Sequence[Any], inputs: Sequence[Sequence[Any]], y: Sequence[int]) -> Any:
-    """Karpathy's demo loss: SVM max-margin on the scores plus L2 regularisation."""
-    scores = [model(x) for x in inputs]
+def demo_loss(scores: Sequence[Any], y: Sequence[int], params: Sequence[Any]) -> Any:
+    """Karpathy's demo loss: SVM max-margin on the scores plus L2 regularisation. The peers'
+    copy of ``micrograd.losses.hinge(scores, y) + micrograd.losses.l2(params, L2)``, op for op."""
     losses = [(1 + -yi * si).relu() for yi, si in zip(y, scores)]
     data_loss = sum(losses) * (1.0 / len(losses))
     reg_loss = L2 * sum(p * p for p in params)
     return data_loss + reg_loss
+
+
+def package_loss(scores: Sequence[Any], y: Sequence[int], params: Sequence[Any]) -> Any:
+    """The demo's loss from this package's ``micrograd.losses``."""
+    from micrograd import losses
+
+    return losses.hinge(scores, y) + losses.l2(params, L2)
+
+
+def package_kit(name: str) -> ValueKit:
+    """This package's engine ``name`` ('python', 'cython'; with '-tape', replayed by
+    ``micrograd.Tape``), with its own ``nn.MLP`` and ``losses``. KeyError if not loaded."""
+    import micrograd
+    from micrograd import nn
+    from micrograd.engine import ENGINES
+
+    Value = ENGINES[name.replace("-tape", "")]
+    tape = micrograd.Tape if name.endswith("-tape") else None
+    return ValueKit(name, Value, functools.partial(nn.MLP, engine=Value), tape, package_loss)
 
 
 def demo_lr(k: int) -> float:
@@ -359,7 +388,7 @@ def demo_setup(kit: ValueKit, problem: Dict[str, Any]) -> tuple:
     X, y = problem["X"], problem["y"]
 
     def build() -> Any:  # as the demo's loss(): the inputs are made anew each step
-        return demo_loss(model, params, [[kit.leaf(v) for v in row] for row in X], y)
+        return kit.loss([model([kit.leaf(v) for v in row]) for row in X], y, params)
 
     return kit.graph(build), params
 
@@ -420,28 +449,8 @@ def compare(values: Sequence[float], reference: Sequence[float], rel_tol: float)
     return {"passed": passed, "max_abs_diff": diff, "tolerance": rel_tol}
 
 
-# ---------------------------------------------------------------------------------------------
-# Graph walking (any Karpathy-style Value: children in ``_prev``, op symbol in ``_op``)
-
-
-def topological_order(root: Any) -> List[Any]:
-    """Every node below root, children before parents: the post-order of a depth-first search
-    visiting children in ``_prev`` order, with a stack (any depth)."""
-    topo: List[Any] = []
-    seen = {id(root)}
-    stack = [(root, iter(root._prev))]
-    while stack:
-        node, children = stack[-1]
-        for child in children:
-            if id(child) not in seen:
-                seen.add(id(child))
-                stack.append((child, iter(child._prev)))
-                break
-        else:
-            stack.pop()
-            topo.append(node)
-    return topo
-
-
 def count_nodes(root: Any) -> int:
+    """Nodes in the graph below a Value of this package (leaves included)."""
+    from micrograd.graph import topological_order
+
     return len(topological_order(root))
