@@ -17,7 +17,6 @@ import math
 import operator
 import os
 from decimal import Decimal
-from fractions import Fraction
 
 import pytest
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from typing import Any, Dict, List, Optional
 
+from micrograd._cli import TORCH_HINT, program_name
 from micrograd.bench import c_floor, machine, report, runner
 from micrograd.progress import Progress
 
@@ -66,7 +67,7 @@ def positive(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m micrograd bench", description=DESCRIPTION, epilog=EPILOG,
+        prog=program_name("bench"), description=DESCRIPTION, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--quick", action="store_true", help="smaller graphs and shorter timings, the toy suite's smallest workloads only: about a minute")
@@ -146,7 +147,7 @@ def install_peers(config: runner.Config) -> None:
         except (OSError, subprocess.CalledProcessError) as exc:
             print(f"could not install Karpathy's micrograd ({exc}); it will be skipped", file=sys.stderr)
     if any(e.startswith("torch") for e in config.engines) and not runner.torch_available():
-        print(f"PyTorch is not installed and --install-peers does not install it (large): `pip install {runner.TORCH_PIN}`", file=sys.stderr)
+        print(f"PyTorch is not installed and --install-peers does not install it (large): {TORCH_HINT}", file=sys.stderr)
 
 
 def command_line(argv: List[str]) -> str:

@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
+from micrograd._cli import TORCH_HINT
 from micrograd.bench import c_floor, timing, toy, workloads
 from micrograd.progress import Progress
 
@@ -144,14 +145,13 @@ def availability(engine: str, config: Config) -> Optional[str]:
     from micrograd import engine as engine_module
 
     if engine in ("cython", "cython-tape") and "cython" not in engine_module.ENGINES:
-        return (
-            f"the compiled engine is not built here ({engine_module.EXTENSION_ERROR}); "
-            "install with a C compiler present (`pip install .`), or `python setup.py build_ext --inplace`"
-        )
+        from micrograd._diagnose import missing_extension_reason
+
+        return missing_extension_reason(engine_module.EXTENSION_ERROR)
     if engine == "karpathy":
         return find_karpathy(config.karpathy_path)[1]
     if engine.startswith("torch") and not torch_available():
-        return f"PyTorch is not installed: `pip install {TORCH_PIN}` (the CPU build is enough)"
+        return f"PyTorch is not installed: {TORCH_HINT}"
     if engine.startswith("c-") and c_floor.find_compiler() is None:
         return "no C compiler found: install gcc or clang, or set CC"
     return None
