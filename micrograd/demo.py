@@ -14,13 +14,14 @@ import os
 import random
 import sys
 import time
-from typing import Any, Callable, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from micrograd import engine, losses, optim
 from micrograd._cli import program_name
 from micrograd._diagnose import missing_extension_reason
 from micrograd.datasets import DATASETS
 from micrograd.nn import MLP
+from micrograd.progress import Progress
 
 DEFAULT_PLOT = "demo-boundary.png"  # where a bare --plot writes
 ESTIMATE_SECONDS = 2.0  # pure-engine steady-state steps are timed for about this long ...
@@ -172,45 +173,6 @@ def _batch(X: List[List[float]], y: List[int], batch_size: Optional[int], rng: r
         return X, y
     ri = rng.sample(range(len(X)), batch_size)
     return [X[i] for i in ri], [y[i] for i in ri]
-
-
-# -- progress ------------------------------------------------------------------------------------
-class Progress:
-    """A progress bar redrawn in place with ``\\r`` when ``stream`` is a terminal; otherwise a
-    line about every tenth of the run (logs and pipes get no control characters)."""
-
-    WIDTH = 24
-
-    def __init__(self, steps: int, stream: TextIO = sys.stderr, enabled: bool = True) -> None:
-        self.steps = steps
-        self.stream = stream
-        self.enabled = enabled
-        self.tty = enabled and hasattr(stream, "isatty") and stream.isatty()
-        self.start = time.perf_counter()
-        self.last_draw = 0.0
-        self.drawn = 0  # length of the line on screen, to blank out what a shorter one leaves
-        self.every = max(1, steps // 10)
-
-    def __call__(self, k: int, loss: float, accuracy: float) -> None:
-        if not self.enabled:
-            return
-        done = k + 1
-        now = time.perf_counter()
-        rate = done / max(now - self.start, 1e-9)
-        if self.tty:
-            if done == self.steps or now - self.last_draw >= 0.05:
-                filled = self.WIDTH * done // self.steps
-                bar = "#" * filled + "-" * (self.WIDTH - filled)
-                line = f"step {done:>{len(str(self.steps))}}/{self.steps} |{bar}| {_status(loss, accuracy, rate)}"
-                self.stream.write("\r" + line.ljust(self.drawn))
-                self.drawn = len(line)
-                if done == self.steps:
-                    self.stream.write("\n")
-                self.stream.flush()
-                self.last_draw = now
-        elif done % self.every == 0 or done == self.steps:
-            self.stream.write(f"step {done}/{self.steps}: {_status(loss, accuracy, rate)}\n")
-            self.stream.flush()
 
 
 def _count(n: int, noun: str) -> str:
@@ -392,10 +354,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         flush=True,
     )
     progress = Progress(args.steps, enabled=not args.quiet)
+
+    def on_step(k: int, loss: float, accuracy: float) -> None:
+        progress.update(_status(loss, accuracy, progress.rate(k + 1)), done=k + 1)
+
     start = time.perf_counter()
     trainer(
         model, X, y, steps=args.steps, lr=args.lr, alpha=args.alpha,
-        batch_size=args.batch_size, seed=args.seed, on_step=progress,
+        batch_size=args.batch_size, seed=args.seed, on_step=on_step,
     )
     seconds = time.perf_counter() - start
 

@@ -1,6 +1,5 @@
 """The demo: its training loop is Karpathy's, step for step, on both engines; the command runs,
 reports, draws, and fails clearly on bad options."""
-import io
 import os
 import random
 import subprocess
@@ -109,50 +108,6 @@ def test_the_default_demo_reaches_full_accuracy(both_engines, capsys):
     # above and tests/test_parity.py), so this runs on the compiled one only, to stay quick.
     assert demo.main(["--engine", "cython", "--no-estimate", "--no-plot", "--quiet"]) == 0
     assert "final accuracy: 100.0% (loss " in capsys.readouterr().out
-
-
-# -- progress ----------------------------------------------------------------------------------
-class FakeTerminal(io.StringIO):
-    def isatty(self):
-        return True
-
-
-def test_progress_on_a_terminal_redraws_one_line():
-    stream = FakeTerminal()
-    progress = demo.Progress(3, stream=stream)
-    progress.last_draw = float("-inf")
-    for k in range(3):
-        progress(k, 0.5, 0.75)
-        progress.last_draw = float("-inf")  # no throttling in the test
-    text = stream.getvalue()
-    assert text.count("\r") == 3 and text.endswith("\n") and text.count("\n") == 1
-    assert "step 3/3 |########################| loss 0.5000  accuracy 75.0%" in text
-
-
-def test_progress_blanks_what_a_shorter_line_leaves_behind():
-    stream = FakeTerminal()
-    progress = demo.Progress(2, stream=stream)
-    progress.last_draw = float("-inf")
-    progress(0, 10.0, 1.0)  # "loss 10.0000  accuracy 100.0%"
-    progress(1, 0.5, 0.5)  # "loss 0.5000  accuracy 50.0%": two characters shorter
-    first, second = stream.getvalue().split("\r")[1:]
-    assert len(second.rstrip("\n")) >= len(first)
-
-
-def test_progress_in_a_log_prints_about_ten_lines():
-    stream = io.StringIO()
-    progress = demo.Progress(100, stream=stream)
-    for k in range(100):
-        progress(k, 0.25, 1.0)
-    lines = stream.getvalue().splitlines()
-    assert len(lines) == 10 and "\r" not in stream.getvalue()
-    assert lines[-1].startswith("step 100/100: loss 0.2500  accuracy 100.0%")
-
-
-def test_quiet_progress_prints_nothing():
-    stream = io.StringIO()
-    demo.Progress(5, stream=stream, enabled=False)(4, 0.1, 1.0)
-    assert stream.getvalue() == ""
 
 
 # -- the command -------------------------------------------------------------------------------

@@ -90,11 +90,13 @@ with tarfile.open(sdist) as tar:
 for needed in ("setup.py", "pyproject.toml", "MANIFEST.in", "LICENSE",
                "src_cy/micrograd/__init__.pxd", "src_cy/micrograd/_engine.pxd",
                "src_cy/micrograd/_engine.pyx", "micrograd/__init__.py", "micrograd/pure.py",
-               "micrograd/py.typed", "micrograd/_engine.pyi", "tests/conftest.py"):
+               "micrograd/py.typed", "micrograd/_engine.pyi", "tests/conftest.py",
+               "micrograd/_kernels.h", "src_cy/micrograd/_kernels.pxd", "micrograd/bench/floor.c",
+               "examples/microgpt.py", "examples/data/names.txt"):
     if needed not in names:
         problems.append(f"sdist lacks {needed}")
 problems += [f"sdist holds a build product: {n}" for n in names if n.endswith((".so", ".pyd"))]
-package_files = {n for n in names if n.startswith("micrograd/") and n.endswith((".py", ".pyi", ".typed"))}
+package_files = {n for n in names if n.startswith("micrograd/") and n.endswith((".py", ".pyi", ".typed", ".h", ".c"))}
 print(f"sdist: {len(names)} entries, {sum(n.endswith('.pyx') for n in names)} .pyx, "
       f"{sum(n.endswith('.pxd') for n in names)} .pxd")
 with zipfile.ZipFile(wheel) as zf:
