@@ -7,8 +7,6 @@ in docs/differences.md and tested here.
 import copy
 import math
 import operator
-import subprocess
-import sys
 import textwrap
 import threading
 from decimal import Decimal
@@ -107,8 +105,8 @@ TAPE_PROBE = textwrap.dedent(
 
 
 @pytest.mark.cython
-def test_a_failed_or_missing_capture_never_crashes(both_engines):
-    result = subprocess.run([sys.executable, "-c", TAPE_PROBE], capture_output=True, text=True, timeout=120)
+def test_a_failed_or_missing_capture_never_crashes(both_engines, run_python):
+    result = run_python(TAPE_PROBE)
     assert result.returncode >= 0, f"killed by signal {-result.returncode}: {result.stderr}"
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("probed")
