@@ -17,7 +17,7 @@ linear time, and no memory beyond the tape's own arrays and the stack.
 """
 cimport cython
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
-from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memmove, memset
 from micrograd._engine cimport Value, LINK
@@ -90,9 +90,14 @@ cdef enum:
     WALK_NO_OUTPUT      # Walk.missing: the index of an output the graph lacks
 
 
-ctypedef struct Frame:
-    PyObject *node
-    int next_child
+# A node on the depth-first stack: its address, and in the two low bits (an object's address is
+# a multiple of 8) how many of its children the walk has taken. 8 bytes an entry: a chain's
+# stack is as deep as the chain.
+ctypedef uintptr_t Frame
+
+
+cdef inline PyObject *_frame_node(Frame frame) noexcept:
+    return <PyObject *>(frame & ~(<uintptr_t>3))
 
 
 ctypedef struct Walk:
@@ -201,6 +206,7 @@ cdef class CompiledTape:
         cdef PyObject *child
         cdef PyObject *node
         cdef Frame *top
+        cdef uintptr_t taken
         cdef int32_t position
         cdef Py_ssize_t m
         cdef int code
@@ -210,8 +216,7 @@ cdef class CompiledTape:
             w.stack_cap = 64
             _resize(<void **>&w.stack, w.stack_cap, sizeof(Frame))
             _put(<PyObject *>root, stamp, IN_PROGRESS)
-            w.stack[0].node = <PyObject *>root
-            w.stack[0].next_child = 0
+            w.stack[0] = <Frame><PyObject *>root
             w.depth = 1
             child = NULL
         while w.depth > 0 or child != NULL:
@@ -231,16 +236,16 @@ cdef class CompiledTape:
                         w.stack_cap *= 2
                         _resize(<void **>&w.stack, w.stack_cap, sizeof(Frame))
                     _put(child, stamp, IN_PROGRESS)
-                    w.stack[w.depth].node = child
-                    w.stack[w.depth].next_child = 0
+                    w.stack[w.depth] = <Frame>child
                     w.depth += 1
                 child = NULL
                 continue
             top = &w.stack[w.depth - 1]
-            node = top.node
-            if top.next_child < 2:
-                child = (<Value>node)._a if top.next_child == 0 else (<Value>node)._b
-                top.next_child += 1
+            node = _frame_node(top[0])
+            taken = top[0] & 3
+            if taken < 2:
+                child = (<Value>node)._a if taken == 0 else (<Value>node)._b
+                top[0] += 1
                 if child != NULL and _met(child, stamp):  # emitted already, or an ancestor
                     if _position(child) == IN_PROGRESS:
                         return WALK_CYCLE
@@ -304,7 +309,7 @@ cdef class CompiledTape:
         for i in range(self.n_interior):
             (<Value>w.nodes[i])._mark = UNMARKED
         for i in range(w.depth):
-            (<Value>w.stack[i].node)._mark = UNMARKED
+            (<Value>_frame_node(w.stack[i]))._mark = UNMARKED
 
     cdef int32_t _const_index(self, double k, dict index) except -1:
         """The index of exponent k in consts, added if new (one entry per distinct bit pattern)."""
