@@ -2,7 +2,7 @@
 
 The numbered comments refer to the issue's list. Where a behaviour was chosen rather than
 fixed (0 ** -inf, NaN bits, the class name in the interpreter's messages) the choice is written
-in docs/differences-reliability.md and tested here.
+in docs/differences.md and tested here.
 """
 import copy
 import math
@@ -29,7 +29,7 @@ needs_numpy = pytest.mark.skipif(np is None, reason="numpy is not installed (pip
 
 
 def bits(x):
-    """A float's exact identity, NaN by NaN: the engines' rule (docs/differences-reliability.md)."""
+    """A float's exact identity, NaN by NaN: the engines' rule (docs/differences.md)."""
     return "nan" if x != x else (x, math.copysign(1.0, x))
 
 
