@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+import micrograd.engine
 from micrograd import kernels
 from micrograd.bench import c_floor, cli, report, runner, timing, toy, worker, workloads
 from micrograd.datasets import make_moons
@@ -221,6 +222,19 @@ def test_memory_reports_bytes_per_node(engine):
     (mem,) = events.of("memory")
     # a node holds at least its data and grad (16 bytes); tracemalloc sees every Python block
     assert 16 <= mem["traced_per_node"] < 1000
+
+
+@pytest.mark.skipif(not worker.reset_peak_rss(), reason="the resident set's peak cannot be reset here (Linux only)")
+def test_memory_reports_the_tapes_peak_while_capturing(engine):
+    from micrograd.tape import Tape
+
+    events = Events()
+    worker.measure_memory(events, workloads.ValueKit("k", engine, Tape=Tape), 100_000, 100_003)
+    (mem,) = events.of("memory")
+    assert mem["tape_capture_peak_per_node"] >= 0
+    if engine is micrograd.engine.ENGINES.get("cython"):
+        # its arrays take 25-33 bytes per node once replayed; capture holds no table on the side
+        assert mem["tape_capture_peak_per_node"] < 64
 
 
 # ---------------------------------------------------------------------------------------------

@@ -339,7 +339,7 @@ def depth_text(depth: Optional[Dict[str, Any]]) -> str:
     return f">= {ok:,} (largest tried)"
 
 
-MEMORY_HEADERS = ["engine", "bytes/live node", "Python heap", "tape bytes/node", "tape arrays", "largest chain depth back-propagated"]
+MEMORY_HEADERS = ["engine", "bytes/live node", "Python heap", "tape bytes/node", "capture peak", "tape arrays", "largest chain depth back-propagated"]
 
 
 def memory_rows(run: Dict[str, Any]) -> List[List[str]]:
@@ -354,6 +354,7 @@ def memory_rows(run: Dict[str, Any]) -> List[List[str]]:
             fmt_num(mem.get("rss_per_node")),
             fmt_num(mem.get("traced_per_node")),
             fmt_num(mem.get("tape_rss_per_node")),
+            fmt_num(mem.get("tape_capture_peak_per_node")),
             fmt_num(mem.get("tape_nbytes_per_node", mem.get("tape_layout_bytes_per_node"))),
             depth_text(depth),
         ])
@@ -445,10 +446,11 @@ def text(run: Dict[str, Any]) -> str:
     rows = memory_rows(run)
     if rows:
         lines += ["", f"Memory (chain of {cfg['memory_n']:,} ops) and depth"]
-        lines += _table(MEMORY_HEADERS, rows, "<>>>><")
+        lines += _table(MEMORY_HEADERS, rows, "<>>>>><")
         lines += [
             "  bytes/live node: resident-set growth while the chain is built, per node; Python heap: the same by",
             "  tracemalloc; tape bytes/node: resident-set growth when micrograd.Tape records and replays it;",
+            "  capture peak: the resident set's peak while the tape records, above the built graph, per node;",
             "  tape arrays: the size the tape gives for its own arrays (Tape.nbytes; c-tape: its layout).",
         ]
     lines += ["", "Targets (reported only: they never change the exit code)"]
@@ -505,7 +507,7 @@ def markdown(run: Dict[str, Any], plot_path: Optional[str] = None) -> str:
     rows = memory_rows(run)
     if rows:
         lines += [f"**Memory (chain of {run['config']['memory_n']:,} ops) and the deepest chain each engine back-propagates**", ""]
-        lines += _md_table(MEMORY_HEADERS, rows, "<>>>><")
+        lines += _md_table(MEMORY_HEADERS, rows, "<>>>>><")
         lines.append("")
     busy = busy_warning(run)
     if busy:

@@ -237,6 +237,29 @@ def rss_bytes() -> Optional[int]:
         return None
 
 
+def reset_peak_rss() -> bool:
+    """Start a new high-water mark of the resident set (Linux >= 4.0), so that the peak of one
+    step can be read after it; False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_bytes() -> Optional[int]:
+    """The resident set's high-water mark since the last reset_peak_rss() (Linux), else None."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def settle() -> None:
     """Free what can be freed before reading the resident set: the cyclic garbage, and (glibc)
     the heap memory malloc keeps after a free, so that only live memory is counted."""
@@ -254,7 +277,8 @@ def measure_memory(proto: Protocol, kit: Any, n: int, nodes: int) -> None:
     the resident set (everything, in a fresh process) and tracemalloc's count of Python heap
     allocations (exact, but blind to memory taken with plain malloc, as torch and a tape do).
     For a tape: the resident set's growth when it records that chain and replays it once
-    (replay touches every array), and the size the tape reports for its own arrays."""
+    (replay touches every array), its peak while recording (what capture holds on the way), and
+    the size the tape reports for its own arrays."""
     params = [kit.param(workloads.CHAIN_X0), kit.param(workloads.CHAIN_A), kit.param(workloads.CHAIN_B)]
     settle()
     r0 = rss_bytes()
@@ -265,7 +289,9 @@ def measure_memory(proto: Protocol, kit: Any, n: int, nodes: int) -> None:
     if r0 is not None and r1 is not None:
         result["rss_per_node"] = (r1 - r0) / nodes
     if kit.Tape is not None:
+        peak_known = reset_peak_rss()
         tape = kit.Tape(root)
+        peak = peak_rss_bytes() if peak_known else None
         tape.forward()
         tape.backward()
         settle()
@@ -273,6 +299,8 @@ def measure_memory(proto: Protocol, kit: Any, n: int, nodes: int) -> None:
         recorded = len(tape)
         if r2 is not None and r1 is not None:
             result["tape_rss_per_node"] = (r2 - r1) / recorded
+        if peak is not None and r1 is not None:
+            result["tape_capture_peak_per_node"] = (peak - r1) / recorded
         result["tape_nbytes_per_node"] = tape.nbytes / recorded
         del tape
     del root
