@@ -18,13 +18,14 @@ layer of one neuron feeds the next layer (his raised TypeError).
 """
 from __future__ import annotations
 
+import importlib
 import math
 import operator
 import random
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from micrograd._ops import is_number
-from micrograd.engine import Value, is_value
+from micrograd.engine import ENGINES, Value, is_value
 from micrograd.optim import zero_grads
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
@@ -103,13 +104,26 @@ def _inputs(x: Any, n: int, who: "Neuron") -> Sequence[Any]:
     return x
 
 
+def _load_c_loops() -> Any:
+    """micrograd._nn (the neuron loop in C) when the compiled engine is loaded, else None."""
+    if "cython" not in ENGINES:
+        return None
+    try:
+        return importlib.import_module("micrograd._nn")
+    except ImportError:  # an extension built before _nn existed: Karpathy's loops serve
+        return None
+
+
+# On compiled-engine parameters, Neuron and Layer calls make their nodes in this C loop: the same
+# nodes, in the same order, with the same bits as the Python loops below (see src_cy/micrograd/_nn.pyx).
+_C = _load_c_loops()
+
+
 def _value_class(engine: object) -> type:
     """The Value class to build parameters with: the module's ``Value`` (the active engine)
     unless ``engine`` names a loaded engine or is a Value class."""
     if engine is None:
         return Value
-    from micrograd.engine import ENGINES
-
     if isinstance(engine, str):
         if engine not in ENGINES:
             raise ValueError(f"engine {engine!r} is not loaded here; loaded: {', '.join(map(repr, ENGINES))}")
@@ -223,6 +237,10 @@ class Neuron(Module):
     def __call__(self, x: Sequence[Any]) -> Value:
         if type(x) is not list or len(x) != len(self.w):  # ~40 ns of a ~1.4 us call on lists
             x = _inputs(x, len(self.w), self)
+        if _C is not None:
+            out = _C.neuron(self.w, self.b, x, self.activation)
+            if out is not NotImplemented:  # NotImplemented: not all compiled-engine Values
+                return out
         act = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
         if self.activation == "linear":
             return act
@@ -245,7 +263,9 @@ class Layer(Module):
         self.neurons = [Neuron(nin, **kwargs) for _ in range(nout)]
 
     def __call__(self, x: Sequence[Any]) -> Union[Value, List[Value]]:
-        out = [n(x) for n in self.neurons]
+        out = NotImplemented if _C is None else _C.layer(self.neurons, x, Neuron)
+        if out is NotImplemented:
+            out = [n(x) for n in self.neurons]
         return out[0] if len(out) == 1 else out
 
     def parameters(self) -> List[Value]:
