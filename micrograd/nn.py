@@ -11,6 +11,11 @@ Additions, all opt-in (the defaults are Karpathy's, bit for bit):
   takes any real number (NumPy's float32 as its float64) and refuses NaN and inf: a state holding
   them comes from a diverged run, and strict JSON cannot write them.
 
+On compiled-engine parameters a Neuron or Layer call makes its nodes in a C loop
+(``micrograd._nn``) instead of the interpreter's generator, zip and sum: the same nodes, made in
+the same order, with the same bits, so graph tools and backward see no difference. Parameters
+of the pure engine, or a mix, take the Python loop below.
+
 Stricter than Karpathy's, where his accepted a mistake silently: sizes must be positive ints
 (not bools), ``MLP(2, [])`` is an error, every activation name is checked even if no layer uses
 it, and an input of the wrong length raises ValueError where ``zip`` truncated it. A hidden
@@ -257,13 +262,18 @@ class Neuron(Module):
         return f"{_REPR_NAMES[self.activation]}Neuron({len(self.w)})"
 
 
+_NEURON_CALL = Neuron.__call__
+
+
 class Layer(Module):
     def __init__(self, nin: int, nout: int, **kwargs: Any) -> None:
         nout = _check_count("nout", nout)
         self.neurons = [Neuron(nin, **kwargs) for _ in range(nout)]
 
     def __call__(self, x: Sequence[Any]) -> Union[Value, List[Value]]:
-        out = NotImplemented if _C is None else _C.layer(self.neurons, x, Neuron)
+        out = NotImplemented
+        if _C is not None and Neuron.__call__ is _NEURON_CALL:  # (not if someone replaced it)
+            out = _C.layer(self.neurons, x, Neuron)  # neurons of exactly Neuron: its C loop
         if out is NotImplemented:
             out = [n(x) for n in self.neurons]
         return out[0] if len(out) == 1 else out

@@ -118,6 +118,27 @@ def test_mlp_graph_is_the_python_loops_node_for_node(cvalue, both_engines, nin, 
     assert graphs[0] == graphs[2]  # and the pure engine's, bit for bit
 
 
+def test_compiled_models_take_the_c_loop(cvalue, monkeypatch):
+    """Without this, every comparison here could pass with the C loop never running."""
+    taken = []
+
+    class Spy:
+        def __getattr__(self, name):
+            def spied(*args):
+                out = getattr(c_loops, name)(*args)
+                taken.append((name, out is not NotImplemented))
+                return out
+
+            return spied
+
+    c_loops = nn._C
+    monkeypatch.setattr(nn, "_C", Spy())
+    model = make(nn.MLP, cvalue, 1, 2, [3, 1])
+    model([0.5, 1.0])
+    model.layers[0].neurons[0]([0.5, 1.0])
+    assert taken == [("layer", True), ("layer", True), ("neuron", True)]
+
+
 def test_neuron_sums_in_karpathys_order(cvalue):
     """b + w0*x0, then + w1*x1, ...: the first add's children are (bias, first product)."""
     n = make(nn.Neuron, cvalue, 3, 3, activation="linear")
@@ -274,6 +295,30 @@ def test_subclasses_and_replaced_lists_are_called_as_before(cvalue):
     python = call(layer, [1.0, 2.0], c_loop=False)
     assert calls == [2, 2]
     assert graph(out) == graph(python)
+
+
+def test_a_replaced_neuron_call_is_called_by_layers(cvalue, monkeypatch):
+    calls = []
+    karpathys = nn.Neuron.__call__
+
+    def traced(self, x):
+        calls.append(self)
+        return karpathys(self, x)
+
+    layer = make(nn.Layer, cvalue, 1, 2, 3)
+    monkeypatch.setattr(nn.Neuron, "__call__", traced)
+    layer([1.0, 2.0])
+    assert calls == layer.neurons
+
+
+def test_a_bias_replaced_by_a_number_takes_the_python_loop(cvalue):
+    results = []
+    for c_loop in (True, False):
+        n = make(nn.Neuron, cvalue, 1, 2)
+        n.b = 0.5
+        results.append(outcome(lambda: call(n, [1.0, 2.0], c_loop=c_loop)))
+    assert results[0] == results[1]
+    assert results[0][0][0] == "ReLU"  # a graph, not an error
 
 
 def test_an_input_that_empties_the_list_midway_stops_the_loop_as_zip_does(cvalue):
