@@ -18,14 +18,14 @@ import pytest
 from micrograd import nn
 from micrograd.explain import explain_backward
 from micrograd.viz import to_dot
-from tests.conftest import engine_class
 
 pytestmark = pytest.mark.cython
 
 
 @pytest.fixture
-def cvalue():
-    value = engine_class("cython")
+def cvalue(both_engines):
+    """The compiled engine's Value (the test skips where it is not built)."""
+    value = both_engines[1]
     if nn._C is None:
         pytest.fail("the compiled engine is loaded but micrograd._nn is not: rebuild the extension")
     return value
