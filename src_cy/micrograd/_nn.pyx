@@ -23,7 +23,8 @@ from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from micrograd._engine cimport Value
 from micrograd._kernels cimport *
 
-# The activations that are one op of the engine; 'linear' is none (see activation()).
+# nn's activations that are one op of the engine, each the Value method of that name ('linear'
+# is no op; a name nn does not know takes the method call in _activate).
 cdef dict _ACTIVATION_CODES = {"relu": MG_RELU, "tanh": MG_TANH, "sigmoid": MG_SIGMOID}
 
 
