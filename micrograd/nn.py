@@ -11,6 +11,11 @@ Additions, all opt-in (the defaults are Karpathy's, bit for bit):
   takes any real number (NumPy's float32 as its float64) and refuses NaN and inf: a state holding
   them comes from a diverged run, and strict JSON cannot write them.
 
+On compiled-engine parameters a Neuron or Layer call makes its nodes in a C loop
+(``micrograd._nn``) instead of the interpreter's generator, zip and sum: the same nodes, made in
+the same order, with the same bits, so graph tools and backward see no difference. Parameters
+of the pure engine, or a mix, take the Python loop below.
+
 Stricter than Karpathy's, where his accepted a mistake silently: sizes must be positive ints
 (not bools), ``MLP(2, [])`` is an error, every activation name is checked even if no layer uses
 it, and an input of the wrong length raises ValueError where ``zip`` truncated it. A hidden
@@ -18,13 +23,14 @@ layer of one neuron feeds the next layer (his raised TypeError).
 """
 from __future__ import annotations
 
+import importlib
 import math
 import operator
 import random
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from micrograd._ops import is_number
-from micrograd.engine import Value, is_value
+from micrograd.engine import ENGINES, Value, is_value
 from micrograd.optim import zero_grads
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
@@ -103,13 +109,26 @@ def _inputs(x: Any, n: int, who: "Neuron") -> Sequence[Any]:
     return x
 
 
+def _load_c_loops() -> Any:
+    """micrograd._nn (the neuron loop in C) when the compiled engine is loaded, else None."""
+    if "cython" not in ENGINES:
+        return None
+    try:
+        return importlib.import_module("micrograd._nn")
+    except ImportError:  # an extension built before _nn existed: Karpathy's loops serve
+        return None
+
+
+# On compiled-engine parameters, Neuron and Layer calls make their nodes in this C loop: the same
+# nodes, in the same order, with the same bits as the Python loops below (see src_cy/micrograd/_nn.pyx).
+_C = _load_c_loops()
+
+
 def _value_class(engine: object) -> type:
     """The Value class to build parameters with: the module's ``Value`` (the active engine)
     unless ``engine`` names a loaded engine or is a Value class."""
     if engine is None:
         return Value
-    from micrograd.engine import ENGINES
-
     if isinstance(engine, str):
         if engine not in ENGINES:
             raise ValueError(f"engine {engine!r} is not loaded here; loaded: {', '.join(map(repr, ENGINES))}")
@@ -223,6 +242,10 @@ class Neuron(Module):
     def __call__(self, x: Sequence[Any]) -> Value:
         if type(x) is not list or len(x) != len(self.w):  # ~40 ns of a ~1.4 us call on lists
             x = _inputs(x, len(self.w), self)
+        if _C is not None:
+            out = _C.neuron(self.w, self.b, x, self.activation)
+            if out is not NotImplemented:  # NotImplemented: not all compiled-engine Values
+                return out
         act = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
         if self.activation == "linear":
             return act
@@ -239,13 +262,20 @@ class Neuron(Module):
         return f"{_REPR_NAMES[self.activation]}Neuron({len(self.w)})"
 
 
+_NEURON_CALL = Neuron.__call__
+
+
 class Layer(Module):
     def __init__(self, nin: int, nout: int, **kwargs: Any) -> None:
         nout = _check_count("nout", nout)
         self.neurons = [Neuron(nin, **kwargs) for _ in range(nout)]
 
     def __call__(self, x: Sequence[Any]) -> Union[Value, List[Value]]:
-        out = [n(x) for n in self.neurons]
+        out = NotImplemented
+        if _C is not None and Neuron.__call__ is _NEURON_CALL:  # (not if someone replaced it)
+            out = _C.layer(self.neurons, x, Neuron)  # neurons of exactly Neuron: its C loop
+        if out is NotImplemented:
+            out = [n(x) for n in self.neurons]
         return out[0] if len(out) == 1 else out
 
     def parameters(self) -> List[Value]:
