@@ -19,6 +19,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PYTHON=${PYTHON:-python3}
+# a path relative to where we were called from (e.g. .venv/bin/python) must survive the cd below
+case "$PYTHON" in */*) PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")" ;; esac
 CC=${CC:-gcc}
 OUT=$ROOT/build/sanitize
 START=$SECONDS
