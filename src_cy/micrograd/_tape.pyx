@@ -36,6 +36,10 @@ cdef enum:
     # register (see _run_forward). Never shown: _structure() reports them as MUL and ADD.
     PAIR_MUL = 200
     PAIR_ADD = 201
+    # The first and last node of a dot product run (see _fuse_dots): forward runs the whole run
+    # at its head, backward at its tail. Never shown: _structure() reports them as MUL and ADD.
+    DOT_HEAD = 202
+    DOT_TAIL = 203
 
 if <int>MG_N_OPS > <int>PAIR_MUL:
     raise ImportError("micrograd._tape: op codes now reach PAIR_MUL; move the pair codes up")
@@ -116,6 +120,127 @@ ctypedef struct Frame:
     int next_child
 
 
+# ---------------------------------------------------------------------------------------------
+# Dot products: runs of the tape that eager mode builds as sum(w*x, start), for instance
+#   ((b + w0*x0) + w1*x1) + w2*x2   (Karpathy's Neuron: sum((wi*xi ...), self.b))
+# laid out by capture as  mul, add, mul, add, ...  (each product right before the add that takes
+# it). A run is kept when every product and every partial sum but the last has no other reader
+# (no other node, not an output): replay then keeps the running sum in a register and stores
+# only the last sum, and backward, which needs no add's value and no product's, adds each
+# term's contributions straight into its operands' grads. The operations and their order are
+# eager mode's, so are the bits.
+
+cdef enum:
+    STANDALONE = 0  # replayed alone
+    LEADER = 1      # the first run of a group: replays its group's runs together
+    MEMBER = 2      # another run of a group: skipped where it stands
+    GROUP_LANES = 4
+    MAX_BETWEEN = 64  # nodes between two runs of a group (_can_group reads each of them)
+
+ctypedef struct Run:
+    int32_t head         # tape index of the first product (the run's last add is head + 2n - 1)
+    int32_t n            # terms (products)
+    int32_t start        # slot of the sum's first operand that is not a product of the run
+    uint8_t start_first  # the first add is start + product (else product + start)
+    uint8_t role         # STANDALONE, LEADER or MEMBER
+    int32_t group        # LEADER: the group's index (its lanes: group_runs[GROUP_LANES*group:])
+
+
+cdef inline double _run_forward_one(double *data, const int32_t *a, const int32_t *b,
+                                    const Run *r) noexcept nogil:
+    """The run's sum, as eager mode adds it (products in their operand order)."""
+    cdef Py_ssize_t j = r.head, end = r.head + 2 * r.n
+    cdef double m = mg_mul(data[a[j]], data[b[j]])
+    cdef double acc = mg_add(data[r.start], m) if r.start_first else mg_add(m, data[r.start])
+    j += 2
+    while j < end:
+        acc = mg_add(acc, mg_mul(data[a[j]], data[b[j]]))
+        j += 2
+    return acc
+
+
+cdef inline void _run_forward_group(double *data, const int32_t *a, const int32_t *b,
+                                    const Run *r, Py_ssize_t n_leaves) noexcept nogil:
+    """GROUP_LANES runs of equal length side by side: four independent running sums, each
+    adding its own terms in its own order (so each is bit for bit the one-run loop's)."""
+    cdef Py_ssize_t j0 = r[0].head, j1 = r[1].head, j2 = r[2].head, j3 = r[3].head
+    cdef Py_ssize_t k, n = r[0].n
+    cdef double s0 = mg_mul(data[a[j0]], data[b[j0]])
+    cdef double s1 = mg_mul(data[a[j1]], data[b[j1]])
+    cdef double s2 = mg_mul(data[a[j2]], data[b[j2]])
+    cdef double s3 = mg_mul(data[a[j3]], data[b[j3]])
+    s0 = mg_add(data[r[0].start], s0) if r[0].start_first else mg_add(s0, data[r[0].start])
+    s1 = mg_add(data[r[1].start], s1) if r[1].start_first else mg_add(s1, data[r[1].start])
+    s2 = mg_add(data[r[2].start], s2) if r[2].start_first else mg_add(s2, data[r[2].start])
+    s3 = mg_add(data[r[3].start], s3) if r[3].start_first else mg_add(s3, data[r[3].start])
+    for k in range(1, n):
+        s0 = mg_add(s0, mg_mul(data[a[j0 + 2 * k]], data[b[j0 + 2 * k]]))
+        s1 = mg_add(s1, mg_mul(data[a[j1 + 2 * k]], data[b[j1 + 2 * k]]))
+        s2 = mg_add(s2, mg_mul(data[a[j2 + 2 * k]], data[b[j2 + 2 * k]]))
+        s3 = mg_add(s3, mg_mul(data[a[j3 + 2 * k]], data[b[j3 + 2 * k]]))
+    data[n_leaves + j0 + 2 * n - 1] = s0
+    data[n_leaves + j1 + 2 * n - 1] = s1
+    data[n_leaves + j2 + 2 * n - 1] = s2
+    data[n_leaves + j3 + 2 * n - 1] = s3
+
+
+cdef inline void _term_backward(const double *data, double *grad, const int32_t *a,
+                                const int32_t *b, Py_ssize_t j, double g) noexcept nogil:
+    """A product's backward (mg_backward's mul): grad[a] += b * g, then grad[b] += a * g."""
+    cdef int32_t ia = a[j], ib = b[j]
+    grad[ia] += data[ib] * g
+    grad[ib] += data[ia] * g
+
+
+cdef inline void _run_backward_one(const double *data, double *grad, const int32_t *a,
+                                   const int32_t *b, const Run *r, Py_ssize_t n_leaves) noexcept nogil:
+    """The run's backward in eager's order: terms n-1 .. 1, the start, term 0. Every partial
+    sum and product gets the last sum's grad G plus the 0.0 its grad started from (0.0 + G,
+    which differs from G only for -0.0), as eager mode's adds pass it down; the start gets
+    what the first add got."""
+    cdef Py_ssize_t j = r.head + 2 * (r.n - 1)
+    cdef double top = grad[n_leaves + r.head + 2 * r.n - 1]
+    cdef double g = 0.0 + top
+    grad[n_leaves + r.head + 2 * r.n - 1] = 0.0  # cleared for the next pass (see _run_backward)
+    while j > r.head:
+        _term_backward(data, grad, a, b, j, g)
+        j -= 2
+    grad[r.start] += g if r.n > 1 else top
+    _term_backward(data, grad, a, b, j, g)
+
+
+cdef inline void _run_backward_group(const double *data, double *grad, const int32_t *a,
+                                     const int32_t *b, const Run *r, Py_ssize_t n_leaves) noexcept nogil:
+    """A group's backward: term k of runs 3, 2, 1, 0 (eager meets the later run first), k from
+    n-1 down; then the starts; then the terms 0. _fuse_dots groups runs only where a slot
+    receives contributions from one term index (or one start) alone, so each grad receives
+    its contributions in eager's order."""
+    cdef Py_ssize_t k, n = r[0].n, l
+    cdef Py_ssize_t j0 = r[0].head, j1 = r[1].head, j2 = r[2].head, j3 = r[3].head
+    cdef double t0 = grad[n_leaves + j0 + 2 * n - 1], t1 = grad[n_leaves + j1 + 2 * n - 1]
+    cdef double t2 = grad[n_leaves + j2 + 2 * n - 1], t3 = grad[n_leaves + j3 + 2 * n - 1]
+    cdef double g0 = 0.0 + t0, g1 = 0.0 + t1, g2 = 0.0 + t2, g3 = 0.0 + t3
+    grad[n_leaves + j0 + 2 * n - 1] = 0.0  # cleared for the next pass (see _run_backward)
+    grad[n_leaves + j1 + 2 * n - 1] = 0.0
+    grad[n_leaves + j2 + 2 * n - 1] = 0.0
+    grad[n_leaves + j3 + 2 * n - 1] = 0.0
+    for k in range(n - 1, 0, -1):
+        _term_backward(data, grad, a, b, j3 + 2 * k, g3)
+        _term_backward(data, grad, a, b, j2 + 2 * k, g2)
+        _term_backward(data, grad, a, b, j1 + 2 * k, g1)
+        _term_backward(data, grad, a, b, j0 + 2 * k, g0)
+    if n > 1:
+        t0, t1, t2, t3 = g0, g1, g2, g3
+    grad[r[3].start] += t3
+    grad[r[2].start] += t2
+    grad[r[1].start] += t1
+    grad[r[0].start] += t0
+    _term_backward(data, grad, a, b, j3, g3)
+    _term_backward(data, grad, a, b, j2, g2)
+    _term_backward(data, grad, a, b, j1, g1)
+    _term_backward(data, grad, a, b, j0, g0)
+
+
 @cython.final
 cdef class CompiledTape:
     """The tape of the compiled engine (see micrograd.tape.Tape for the API)."""
@@ -129,6 +254,9 @@ cdef class CompiledTape:
     cdef double *consts         # n_consts distinct constant exponents
     cdef PyObject **leaf_refs   # n_leaves owned references
     cdef int32_t *output_slots  # n_outputs
+    cdef Run *runs              # n_runs dot products, in tape order (see _fuse_dots)
+    cdef Run *group_runs        # GROUP_LANES runs per group, the leader first
+    cdef Py_ssize_t n_runs, n_groups
     cdef Value _root
     cdef tuple _outputs
     cdef bint captured          # __init__ finished: every array matches its count
@@ -141,6 +269,7 @@ cdef class CompiledTape:
         self._outputs = _api.check_outputs(outputs, Value)
         self._root = root
         self._capture(root)
+        self._fuse_dots()
         self.captured = True  # only now may the arrays be read (a failed capture leaves gaps)
         self.complete = True  # a fresh tape holds the captured graph's values
 
@@ -157,6 +286,8 @@ cdef class CompiledTape:
         free(self.b)
         free(self.consts)
         free(self.output_slots)
+        free(self.runs)
+        free(self.group_runs)
 
     # -- capture -------------------------------------------------------------------------------
     cdef int _capture(self, Value root) except -1:
@@ -303,6 +434,166 @@ cdef class CompiledTape:
             else:
                 j += 1
 
+    # -- dot products (after capture: a pass over the recorded arrays) -------------------------
+    cdef int _fuse_dots(self) except -1:
+        """Find the dot product runs (see Run), mark their first and last nodes, and group runs
+        of equal length that _can_group accepts, GROUP_LANES at a time."""
+        cdef Py_ssize_t n_slots = self.n_leaves + self.n_interior
+        cdef uint8_t *uses = <uint8_t *>calloc(max(n_slots, 1), sizeof(uint8_t))
+        cdef int32_t *stamp = NULL
+        cdef int32_t *key = NULL
+        cdef Py_ssize_t cap = 0, r, j, k
+        cdef Py_ssize_t lanes[GROUP_LANES]
+        try:
+            if uses == NULL:
+                raise MemoryError("Tape: out of memory capturing the graph")
+            self._count_uses(uses)
+            j = 0
+            while j + 1 < self.n_interior:
+                if self.n_runs == cap:
+                    cap = max(64, 2 * cap)
+                    _resize(<void **>&self.runs, cap, sizeof(Run))
+                if self._find_run(uses, j, &self.runs[self.n_runs]):
+                    j += 2 * self.runs[self.n_runs].n
+                    self.n_runs += 1
+                else:
+                    j += 1
+            for r in range(self.n_runs):  # the run's nodes: plain codes inside, marks at the ends
+                j = self.runs[r].head
+                for k in range(j, j + 2 * self.runs[r].n, 2):
+                    self.code[k] = MG_MUL
+                    self.code[k + 1] = MG_ADD
+                self.code[j] = DOT_HEAD
+                self.code[j + 2 * self.runs[r].n - 1] = DOT_TAIL
+            stamp = <int32_t *>calloc(max(n_slots, 1), sizeof(int32_t))
+            key = <int32_t *>malloc(max(n_slots, 1) * sizeof(int32_t))
+            if stamp == NULL or key == NULL:
+                raise MemoryError("Tape: out of memory capturing the graph")
+            r = 0
+            while r < self.n_runs:  # groups never overlap: the next starts after the last lane
+                if self._pick_lanes(r, lanes) and self._can_group(lanes, stamp, key, <int32_t>(r + 1)):
+                    self._add_group(lanes)
+                    r = lanes[GROUP_LANES - 1]
+                r += 1
+        finally:
+            free(uses)
+            free(stamp)
+            free(key)
+        return 0
+
+    cdef int _add_group(self, const Py_ssize_t *lanes) except -1:
+        """Make lanes[0] the leader of a new group (its lanes copied to group_runs) and the
+        other lanes its members."""
+        cdef Py_ssize_t l
+        if self.n_groups % 64 == 0:
+            _resize(<void **>&self.group_runs, (self.n_groups + 64) * GROUP_LANES, sizeof(Run))
+        for l in range(GROUP_LANES):
+            self.runs[lanes[l]].role = MEMBER
+        self.runs[lanes[0]].role = LEADER
+        self.runs[lanes[0]].group = <int32_t>self.n_groups
+        for l in range(GROUP_LANES):
+            self.group_runs[self.n_groups * GROUP_LANES + l] = self.runs[lanes[l]]
+        self.n_groups += 1
+        return 0
+
+    cdef void _count_uses(self, uint8_t *uses) noexcept:
+        """How many times each slot is read (by a node or as an output), saturating at 255."""
+        cdef Py_ssize_t j, s
+        cdef uint8_t c
+        for j in range(self.n_interior):
+            c = _op_of(self.code[j])
+            uses[self.a[j]] = min(uses[self.a[j]] + 1, 255)
+            if mg_arity(c) == 2:
+                uses[self.b[j]] = min(uses[self.b[j]] + 1, 255)
+        for j in range(self.n_outputs):
+            s = self.output_slots[j]
+            uses[s] = min(uses[s] + 1, 255)
+
+    cdef bint _find_run(self, const uint8_t *uses, Py_ssize_t j, Run *run) noexcept:
+        """Whether a run starts at tape index j (a product read once, by the add after it); if
+        so, fill run in with it, as long as it goes."""
+        cdef int32_t m = <int32_t>(self.n_leaves + j), add_a = self.a[j + 1], add_b = self.b[j + 1]
+        cdef Py_ssize_t n = 1, k
+        if (_op_of(self.code[j]) != MG_MUL or _op_of(self.code[j + 1]) != MG_ADD or uses[m] != 1
+                or (add_a != m and add_b != m)):
+            return False
+        run.head = <int32_t>j
+        run.start_first = add_a != m
+        run.start = add_a if add_a != m else add_b
+        run.role = STANDALONE
+        run.group = -1
+        k = j + 2
+        while (k + 1 < self.n_interior and _op_of(self.code[k]) == MG_MUL
+               and _op_of(self.code[k + 1]) == MG_ADD
+               and uses[self.n_leaves + k] == 1 and uses[self.n_leaves + k - 1] == 1
+               and self.a[k + 1] == self.n_leaves + k - 1 and self.b[k + 1] == self.n_leaves + k
+               and n < 2**30):
+            n += 1
+            k += 2
+        run.n = <int32_t>n
+        return True
+
+    cdef bint _pick_lanes(self, Py_ssize_t r, Py_ssize_t *lanes) noexcept:
+        """lanes = r and the next GROUP_LANES-1 standalone runs of run r's length, close by
+        (at most MAX_BETWEEN nodes between two of them); False if there are not as many."""
+        cdef Py_ssize_t l = 1, q = r + 1, n = self.runs[r].n
+        lanes[0] = r
+        while l < GROUP_LANES and q < self.n_runs:
+            if self.runs[q].head - (self.runs[lanes[l - 1]].head + 2 * n) > MAX_BETWEEN:
+                return False
+            if self.runs[q].n == n and self.runs[q].role == STANDALONE:
+                lanes[l] = q
+                l += 1
+            q += 1
+        return l == GROUP_LANES
+
+    cdef bint _can_group(self, const Py_ssize_t *lanes, int32_t *stamp, int32_t *key,
+                         int32_t mark) noexcept:
+        """Whether these runs can replay side by side with eager's bits:
+        - every operand is computed before the first run starts (forward runs the group there,
+          before the nodes between the runs);
+        - each slot they add grads into is met at one term index only (or is one run's start),
+          so the group's loop gives it its contributions in eager's order;
+        - the nodes between the runs add into none of those slots (backward runs the group at
+          the first run, after those nodes have run)."""
+        cdef Py_ssize_t first = self.n_leaves + self.runs[lanes[0]].head, n = self.runs[lanes[0]].n
+        cdef Py_ssize_t l, k, j, q, last
+        cdef Run *run
+        for l in range(GROUP_LANES):
+            run = &self.runs[lanes[l]]
+            if run.start >= first or stamp[run.start] == mark:
+                return False
+            stamp[run.start] = mark
+            key[run.start] = -1
+        for l in range(GROUP_LANES):
+            for k in range(n):
+                j = self.runs[lanes[l]].head + 2 * k
+                if (not _claim(self.a[j], first, stamp, key, mark, <int32_t>k)
+                        or not _claim(self.b[j], first, stamp, key, mark, <int32_t>k)):
+                    return False
+        j = self.runs[lanes[0]].head + 2 * n
+        last = self.runs[lanes[GROUP_LANES - 1]].head
+        q = lanes[0] + 1
+        while j < last:  # the nodes between the runs
+            if self.code[j] == DOT_HEAD:  # a run: its products' operands and its start
+                run = &self.runs[q]
+                q += 1
+                j = run.head + 2 * run.n
+                if q - 1 == lanes[1] or q - 1 == lanes[2]:
+                    continue  # a lane of the group
+                if stamp[run.start] == mark:
+                    return False
+                for k in range(run.head, run.head + 2 * run.n, 2):
+                    if stamp[self.a[k]] == mark or stamp[self.b[k]] == mark:
+                        return False
+                continue
+            if stamp[self.a[j]] == mark:
+                return False
+            if mg_arity(_op_of(self.code[j])) == 2 and stamp[self.b[j]] == mark:
+                return False
+            j += 1
+        return True
+
     cdef int _find_outputs(self, Visited *seen) except -1:
         cdef Py_ssize_t i
         cdef Entry *e
@@ -415,10 +706,19 @@ cdef class CompiledTape:
         return 0
 
     def _fused_pairs(self):
-        """How many mul-add pairs replay runs as one step (for tests of that path)."""
+        """How many mul-add pairs replay runs as one step, in pairs or in dot products (for
+        tests of those paths)."""
         cdef Py_ssize_t j
         self._check_captured("_fused_pairs")
-        return sum([1 for j in range(self.n_interior) if self.code[j] == PAIR_MUL])
+        return (sum([1 for j in range(self.n_interior) if self.code[j] == PAIR_MUL])
+                + sum([self.runs[j].n for j in range(self.n_runs)]))
+
+    def _fused_dots(self):
+        """(dot product runs, their terms, groups of GROUP_LANES runs replayed side by side):
+        for tests of those paths."""
+        cdef Py_ssize_t j
+        self._check_captured("_fused_dots")
+        return self.n_runs, sum([self.runs[j].n for j in range(self.n_runs)]), self.n_groups
 
     def _structure(self):
         """(codes, a, b, consts, output slots, leaf count) as lists: for tests comparing engines."""
@@ -441,10 +741,19 @@ cdef class CompiledTape:
         cdef const int32_t *b = self.b
         cdef const double *consts = self.consts
         cdef Py_ssize_t n_leaves = self.n_leaves, n = self.n_interior, j = 0
+        cdef const Run *run = self.runs
         cdef double y, r
         cdef uint8_t c
         while j < n:
             c = code[j]
+            if c == DOT_HEAD:
+                if run.role == STANDALONE:
+                    data[n_leaves + j + 2 * run.n - 1] = _run_forward_one(data, a, b, run)
+                elif run.role == LEADER:
+                    _run_forward_group(data, a, b, self.group_runs + GROUP_LANES * run.group, n_leaves)
+                j += 2 * run.n  # a MEMBER ran with its group's leader
+                run += 1
+                continue
             if c == PAIR_MUL:
                 j = _forward_pairs(data, a, b, code, n_leaves, n, j)
                 continue
@@ -473,14 +782,26 @@ cdef class CompiledTape:
         cdef const int32_t *b = self.b
         cdef const double *consts = self.consts
         cdef Py_ssize_t n_leaves = self.n_leaves, j = self.n_interior - 1, i
+        cdef const Run *run = self.runs + self.n_runs - 1
         cdef double y
         cdef double *gb
         cdef int32_t ib
         cdef uint8_t c
-        memset(grad + n_leaves, 0, self.n_interior * sizeof(double))
+        # Interior grads are all 0 here (calloc, then every pass clears what it wrote): each node
+        # clears its slot once its rule has read it, which touches only the slots in use, where
+        # a memset would sweep the whole array (most of it the runs' unused products and sums).
         grad[n_leaves + self.n_interior - 1] = 1.0
         while j >= 0:
             c = code[j]
+            if c == DOT_TAIL:
+                if run.role == STANDALONE:
+                    _run_backward_one(data, grad, a, b, run, n_leaves)
+                elif run.role == LEADER:
+                    _run_backward_group(data, grad, a, b, self.group_runs + GROUP_LANES * run.group,
+                                        n_leaves)
+                j -= 2 * run.n  # a MEMBER runs with its group's leader, the lowest of its runs
+                run -= 1
+                continue
             if c == PAIR_ADD:
                 j = _backward_pairs(data, grad, a, b, code, n_leaves, j)
                 continue
@@ -493,7 +814,9 @@ cdef class CompiledTape:
                 y = data[ib]
                 gb = &grad[ib]
             if mg_backward(c, data[a[j]], y, data[i], grad[i], &grad[a[j]], gb) != MG_OK:
+                memset(grad + n_leaves, 0, self.n_interior * sizeof(double))
                 return i
+            grad[i] = 0.0
             j -= 1
         return NO_ERROR
 
@@ -540,6 +863,7 @@ cdef inline Py_ssize_t _backward_pairs(const double *data, double *grad, const i
     while True:
         add_slot = n_leaves + j
         g = held_grad if add_slot == held else grad[add_slot]
+        grad[add_slot] = 0.0
         ia = a[j]
         ib = b[j]
         wa = a[j - 1]
@@ -548,6 +872,7 @@ cdef inline Py_ssize_t _backward_pairs(const double *data, double *grad, const i
         grad[ia] = held_grad
         grad[ib] += g
         gm = grad[add_slot - 1]  # the mul
+        grad[add_slot - 1] = 0.0
         grad[wa] += data[wb] * gm
         grad[wb] += data[wa] * gm
         # grad[ia] stays valid in the register unless a later add of this pair wrote it
@@ -557,9 +882,23 @@ cdef inline Py_ssize_t _backward_pairs(const double *data, double *grad, const i
             return j
 
 
+cdef inline bint _claim(int32_t s, Py_ssize_t first, int32_t *stamp, int32_t *key, int32_t mark,
+                        int32_t k) noexcept:
+    """Mark slot s as receiving grads from term k of a group (see _can_group); False if it is
+    computed inside the group's span, a start, or met at another term index."""
+    if s >= first or (stamp[s] == mark and key[s] != k):
+        return False
+    stamp[s] = mark
+    key[s] = k
+    return True
+
+
+
 cdef inline uint8_t _op_of(uint8_t code) noexcept:
-    """The engine's op code of a tape code (a pair's codes are MUL and ADD)."""
-    return MG_MUL if code == PAIR_MUL else (MG_ADD if code == PAIR_ADD else code)
+    """The engine's op code of a tape code (a pair's or a run's codes are MUL and ADD)."""
+    if code == PAIR_MUL or code == DOT_HEAD:
+        return MG_MUL
+    return MG_ADD if code == PAIR_ADD or code == DOT_TAIL else code
 
 
 cdef int _check_replayable(Value node) except -1:
