@@ -29,12 +29,14 @@ def fusion(tape):
 
 def check_replays(Value, build, n_leaves, rng, rounds=3, special=False):
     """Capture build's graph once; then, on new leaf values (and leaf grads that do not start
-    at 0), the tape's root, outputs and leaf grads equal an eager build's, bit for bit."""
+    at 0), the tape's root, outputs and leaf grads equal an eager build's, bit for bit. With
+    special, every other round puts nan, infinities, zeros of both signs and subnormals in."""
     leaves = [Value(rng.uniform(-1, 1)) for _ in range(n_leaves)]
     root, outputs = build(leaves)
     tape = Tape(root, outputs=outputs)
-    for _ in range(rounds):
-        values = [rng.choice(SPECIAL) if special and rng.random() < 0.2 else rng.uniform(-2, 2)
+    for round in range(rounds):
+        odd = special and round % 2  # special floats every other round (a nan spreads everywhere)
+        values = [rng.choice(SPECIAL) if odd and rng.random() < 0.2 else rng.uniform(-2, 2)
                   for _ in range(n_leaves)]
         start = [rng.choice([0.0, -0.0, rng.uniform(-1, 1)]) for _ in range(n_leaves)]
         fresh = [Value(v) for v in values]
@@ -244,15 +246,18 @@ def test_random_layers_are_grouped_somewhere(both_engines):
     assert sum(1 for runs, terms, groups in found if runs > 4 * groups) >= 5  # and refused
 
 
-def layer_graph(leaves, nin, nout, perm=None, start_last=False, share_w=False):
+def layer_graph(leaves, nin, nout, perm=None, start_last=False, share_w=False, square=False):
     """nout neurons over one input vector; perm reorders some neurons' inputs (a slot then
-    meets two term indices: such runs must not be grouped); share_w reuses one weight row."""
+    meets two term indices: such runs must not be grouped); share_w reuses one weight row;
+    square makes one neuron's term x3*x3 (x3 then gets two contributions from that term)."""
     x = leaves[:nin]
     w = [leaves[nin + k * nin: nin + (k + 1) * nin] for k in range(nout)]
     bias = leaves[nin + nout * nin: nin + nout * nin + nout]
     outs = []
     for k in range(nout):
-        row = w[0] if share_w else w[k]
+        row = list(w[0] if share_w else w[k])
+        if square and k == 2:
+            row[3] = x[3]
         xs = [x[i] for i in perm] if (perm and k % 2) else x
         acc = (row[0] * xs[0] + bias[k]) if start_last else (bias[k] + row[0] * xs[0])
         for wi, xi in zip(row[1:], xs[1:]):
@@ -266,6 +271,7 @@ def layer_graph(leaves, nin, nout, perm=None, start_last=False, share_w=False):
     ({"start_last": True}, True),
     ({"perm": [1, 0, 2, 3, 4]}, False),  # x0 at term 0 and term 1: grads could change order
     ({"share_w": True}, True),  # a weight shared at the same term index: order kept
+    ({"square": True}, True),  # x3 * x3 in one neuron: grouped, but not with x's grad held aside
 ])
 def test_layers_group_only_where_the_order_of_grads_is_kept(engine, options, grouped):
     nin, nout = 5, 8

@@ -134,6 +134,7 @@ cdef enum:
     STANDALONE = 0  # replayed alone
     LEADER = 1      # the first run of a group: replays its group's runs together
     MEMBER = 2      # another run of a group: skipped where it stands
+    SHARED_X = 3    # (the role of a group's first lane in group_runs) all runs read one x
     GROUP_LANES = 4
     MAX_BETWEEN = 64  # nodes between two runs of a group (_can_group reads each of them)
 
@@ -473,6 +474,8 @@ cdef class CompiledTape:
             while r < self.n_runs:  # groups never overlap: the next starts after the last lane
                 if self._pick_lanes(r, lanes) and self._can_group(lanes, stamp, key, <int32_t>(r + 1)):
                     self._add_group(lanes)
+                    if self._shares_x(lanes, stamp, <int32_t>(r + 1)):
+                        self.group_runs[(self.n_groups - 1) * GROUP_LANES].role = SHARED_X
                     r = lanes[GROUP_LANES - 1]
                 r += 1
         finally:
@@ -592,6 +595,25 @@ cdef class CompiledTape:
             if mg_arity(_op_of(self.code[j])) == 2 and stamp[self.b[j]] == mark:
                 return False
             j += 1
+        return True
+
+    cdef bint _shares_x(self, const Py_ssize_t *lanes, int32_t *stamp, int32_t mark) noexcept:
+        """After _can_group accepted the lanes: whether, at every term index, all the runs'
+        products have one second operand x (many neurons over one input), and no first
+        operand (a weight) is an x. Then _run_backward_shared may keep the grad of x in a
+        register across the runs: nothing else writes it meanwhile."""
+        cdef Py_ssize_t l, k, n = self.runs[lanes[0]].n
+        cdef int32_t x
+        for k in range(n):
+            x = self.b[self.runs[lanes[0]].head + 2 * k]
+            for l in range(1, GROUP_LANES):
+                if self.b[self.runs[lanes[l]].head + 2 * k] != x:
+                    return False
+            stamp[x] = -mark
+        for l in range(GROUP_LANES):
+            for k in range(n):
+                if stamp[self.a[self.runs[lanes[l]].head + 2 * k]] == -mark:
+                    return False
         return True
 
     cdef int _find_outputs(self, Visited *seen) except -1:
@@ -742,6 +764,7 @@ cdef class CompiledTape:
         cdef const double *consts = self.consts
         cdef Py_ssize_t n_leaves = self.n_leaves, n = self.n_interior, j = 0
         cdef const Run *run = self.runs
+        cdef const Run *group
         cdef double y, r
         cdef uint8_t c
         while j < n:
@@ -750,7 +773,11 @@ cdef class CompiledTape:
                 if run.role == STANDALONE:
                     data[n_leaves + j + 2 * run.n - 1] = _run_forward_one(data, a, b, run)
                 elif run.role == LEADER:
-                    _run_forward_group(data, a, b, self.group_runs + GROUP_LANES * run.group, n_leaves)
+                    group = self.group_runs + GROUP_LANES * run.group
+                    if group.role == SHARED_X:
+                        _run_forward_shared(data, a, b, group, n_leaves)
+                    else:
+                        _run_forward_group(data, a, b, group, n_leaves)
                 j += 2 * run.n  # a MEMBER ran with its group's leader
                 run += 1
                 continue
@@ -783,6 +810,7 @@ cdef class CompiledTape:
         cdef const double *consts = self.consts
         cdef Py_ssize_t n_leaves = self.n_leaves, j = self.n_interior - 1, i
         cdef const Run *run = self.runs + self.n_runs - 1
+        cdef const Run *group
         cdef double y
         cdef double *gb
         cdef int32_t ib
@@ -797,8 +825,11 @@ cdef class CompiledTape:
                 if run.role == STANDALONE:
                     _run_backward_one(data, grad, a, b, run, n_leaves)
                 elif run.role == LEADER:
-                    _run_backward_group(data, grad, a, b, self.group_runs + GROUP_LANES * run.group,
-                                        n_leaves)
+                    group = self.group_runs + GROUP_LANES * run.group
+                    if group.role == SHARED_X:
+                        _run_backward_shared(data, grad, a, b, group, n_leaves)
+                    else:
+                        _run_backward_group(data, grad, a, b, group, n_leaves)
                 j -= 2 * run.n  # a MEMBER runs with its group's leader, the lowest of its runs
                 run -= 1
                 continue
@@ -880,6 +911,72 @@ cdef inline Py_ssize_t _backward_pairs(const double *data, double *grad, const i
         j -= 2
         if j < 0 or code[j] != PAIR_ADD:
             return j
+
+
+cdef inline void _run_forward_shared(double *data, const int32_t *a, const int32_t *b,
+                                     const Run *r, Py_ssize_t n_leaves) noexcept nogil:
+    """_run_forward_group where every run reads the same x at each term (see _shares_x)."""
+    cdef Py_ssize_t j0 = r[0].head, j1 = r[1].head, j2 = r[2].head, j3 = r[3].head
+    cdef Py_ssize_t k, n = r[0].n
+    cdef double x = data[b[j0]]
+    cdef double s0 = mg_mul(data[a[j0]], x), s1 = mg_mul(data[a[j1]], x)
+    cdef double s2 = mg_mul(data[a[j2]], x), s3 = mg_mul(data[a[j3]], x)
+    s0 = mg_add(data[r[0].start], s0) if r[0].start_first else mg_add(s0, data[r[0].start])
+    s1 = mg_add(data[r[1].start], s1) if r[1].start_first else mg_add(s1, data[r[1].start])
+    s2 = mg_add(data[r[2].start], s2) if r[2].start_first else mg_add(s2, data[r[2].start])
+    s3 = mg_add(data[r[3].start], s3) if r[3].start_first else mg_add(s3, data[r[3].start])
+    for k in range(2, 2 * n, 2):
+        x = data[b[j0 + k]]
+        s0 = mg_add(s0, mg_mul(data[a[j0 + k]], x))
+        s1 = mg_add(s1, mg_mul(data[a[j1 + k]], x))
+        s2 = mg_add(s2, mg_mul(data[a[j2 + k]], x))
+        s3 = mg_add(s3, mg_mul(data[a[j3 + k]], x))
+    data[n_leaves + j0 + 2 * n - 1] = s0
+    data[n_leaves + j1 + 2 * n - 1] = s1
+    data[n_leaves + j2 + 2 * n - 1] = s2
+    data[n_leaves + j3 + 2 * n - 1] = s3
+
+
+cdef inline void _shared_term_backward(const double *data, double *grad, const int32_t *a,
+                                       const int32_t *b, Py_ssize_t j0, Py_ssize_t j1,
+                                       Py_ssize_t j2, Py_ssize_t j3, double g0, double g1,
+                                       double g2, double g3) noexcept nogil:
+    """One term of the four runs, runs 3 down to 0, each as mg_backward's mul (grad[w] += x*g,
+    then grad[x] += w*g), the grad of the shared x carried in a register."""
+    cdef int32_t ix = b[j0], w0 = a[j0], w1 = a[j1], w2 = a[j2], w3 = a[j3]
+    cdef double x = data[ix], gx = grad[ix]
+    grad[w3] += x * g3
+    gx += data[w3] * g3
+    grad[w2] += x * g2
+    gx += data[w2] * g2
+    grad[w1] += x * g1
+    gx += data[w1] * g1
+    grad[w0] += x * g0
+    gx += data[w0] * g0
+    grad[ix] = gx
+
+
+cdef inline void _run_backward_shared(const double *data, double *grad, const int32_t *a,
+                                      const int32_t *b, const Run *r, Py_ssize_t n_leaves) noexcept nogil:
+    """_run_backward_group where every run reads the same x at each term (see _shares_x)."""
+    cdef Py_ssize_t k, n = r[0].n
+    cdef Py_ssize_t j0 = r[0].head, j1 = r[1].head, j2 = r[2].head, j3 = r[3].head
+    cdef double t0 = grad[n_leaves + j0 + 2 * n - 1], t1 = grad[n_leaves + j1 + 2 * n - 1]
+    cdef double t2 = grad[n_leaves + j2 + 2 * n - 1], t3 = grad[n_leaves + j3 + 2 * n - 1]
+    cdef double g0 = 0.0 + t0, g1 = 0.0 + t1, g2 = 0.0 + t2, g3 = 0.0 + t3
+    grad[n_leaves + j0 + 2 * n - 1] = 0.0  # cleared for the next pass (see _run_backward)
+    grad[n_leaves + j1 + 2 * n - 1] = 0.0
+    grad[n_leaves + j2 + 2 * n - 1] = 0.0
+    grad[n_leaves + j3 + 2 * n - 1] = 0.0
+    for k in range(2 * (n - 1), 0, -2):
+        _shared_term_backward(data, grad, a, b, j0 + k, j1 + k, j2 + k, j3 + k, g0, g1, g2, g3)
+    if n > 1:
+        t0, t1, t2, t3 = g0, g1, g2, g3
+    grad[r[3].start] += t3
+    grad[r[2].start] += t2
+    grad[r[1].start] += t1
+    grad[r[0].start] += t0
+    _shared_term_backward(data, grad, a, b, j0, j1, j2, j3, g0, g1, g2, g3)
 
 
 cdef inline bint _claim(int32_t s, Py_ssize_t first, int32_t *stamp, int32_t *key, int32_t mark,
