@@ -23,7 +23,8 @@ def bits(x):
 
 
 def fusion(tape):
-    """(runs, terms, groups) of a compiled tape; None for the pure one (it does not fuse)."""
+    """(runs, terms, groups, continued runs) of a compiled tape; None for the pure one (it
+    does not fuse)."""
     return tape._fused_dots() if tape.engine == "cython" else None
 
 
@@ -100,7 +101,7 @@ SHAPES = [(2, [16, 16, 1], 10), (3, [8, 5, 4], 6), (4, [7, 1], 9), (2, [4, 4, 4,
 def test_mlp_training_steps_replay_like_eager(nn, engine, nin, nouts, n_samples):
     tape = mlp_step_check(nn, engine, nin, nouts, n_samples, seed=nin + len(nouts))
     if tape.engine == "cython":
-        runs, terms, groups = fusion(tape)
+        runs, terms, groups, continued = fusion(tape)
         assert runs > 0 and groups > 0  # the fused paths are the ones under test
 
 
@@ -117,7 +118,7 @@ def test_the_demo_step_is_fused_and_exact(nn, engine):
     loss = losses.hinge(scores, y) + losses.l2(model.parameters(), 1e-4)
     tape = Tape(loss, outputs=scores)
     if tape.engine == "cython":
-        runs, terms, groups = fusion(tape)
+        runs, terms, groups, continued = fusion(tape)
         n_products = 30 * (2 * 16 + 16 * 16 + 16 + 1) + len(model.parameters())
         assert terms >= n_products  # every product of a neuron, of the hinge and of l2
         assert groups >= 30 * 7  # per sample: layer 1 in 4 groups, layer 2's 15 later neurons in 3
@@ -242,8 +243,8 @@ def test_random_layers_are_grouped_somewhere(both_engines):
     compiled = both_engines[1]
     found = [fusion(Tape(layers_graph(random_layers(seed), [compiled(k / 40) for k in range(40)])[0]))
              for seed in range(25)]
-    assert sum(1 for runs, terms, groups in found if groups) >= 5  # the grouped kernel is reached
-    assert sum(1 for runs, terms, groups in found if runs > 4 * groups) >= 5  # and refused
+    assert sum(1 for runs, terms, groups, continued in found if groups) >= 5  # the grouped kernel is reached
+    assert sum(1 for runs, terms, groups, continued in found if runs > 4 * groups) >= 5  # and refused
 
 
 def layer_graph(leaves, nin, nout, perm=None, start_last=False, share_w=False, square=False):
@@ -279,7 +280,7 @@ def test_layers_group_only_where_the_order_of_grads_is_kept(engine, options, gro
     tape = check_replays(engine, lambda leaves: layer_graph(leaves, nin, nout, **options), n, random.Random(7),
                          special=True)
     if tape.engine == "cython":
-        runs, terms, groups = fusion(tape)
+        runs, terms, groups, continued = fusion(tape)
         assert runs == nout and terms == nout * nin
         assert (groups > 0) == grouped
 
@@ -294,7 +295,7 @@ def test_a_product_or_a_partial_sum_read_twice_is_not_fused_away(engine):
 
     tape = check_replays(engine, build, 4, random.Random(1), special=True)
     if tape.engine == "cython":
-        assert fusion(tape) == (1, 1, 0)  # only s + c*x: p is read twice, s is an output
+        assert fusion(tape) == (1, 1, 0, 0)  # only s + c*x: p is read twice, s is an output
 
 
 def test_a_failing_forward_after_fused_layers_raises_what_eager_raises(nn, engine):
@@ -337,7 +338,7 @@ def test_microgpt_tape_replays_like_eager(engine):
     eager, taped = (gpt.GPT(tok.vocab_size, cfg, 11, engine) for _ in range(2))
     tape, window = gpt.capture(taped, gpt.window_size(names, cfg))
     if tape.engine == "cython":
-        runs, terms, groups = fusion(tape)
+        runs, terms, groups, continued = fusion(tape)
         assert terms > 0 and groups > 0
     for doc in names:
         window.load(doc)

@@ -135,8 +135,13 @@ cdef enum:
     LEADER = 1      # the first run of a group: replays its group's runs together
     MEMBER = 2      # another run of a group: skipped where it stands
     SHARED_X = 3    # (the role of a group's first lane in group_runs) all runs read one x
+    PART = 4        # a run whose sum the next run of its chain continues: skipped where it stands
     GROUP_LANES = 4
     MAX_BETWEEN = 64  # nodes between two runs of a group (_can_group reads each of them)
+    # The most nodes a chain's runs may span. A chain replays its terms in one place, reading
+    # (and, backward, writing) slots spread over its span: within a few thousand nodes they
+    # are still in cache; beyond, the misses cost more than the dispatch the chain saves.
+    MAX_CHAIN_SPAN = 512
 
 ctypedef struct Run:
     int32_t head         # tape index of the first product (the run's last add is head + 2n - 1)
@@ -144,19 +149,30 @@ ctypedef struct Run:
     int32_t start        # slot of the sum's first operand that is not a product of the run
     uint8_t start_first  # the first add is start + product (else product + start)
     uint8_t role         # STANDALONE, LEADER or MEMBER
-    int32_t group        # LEADER: the group's index (its lanes: group_runs[GROUP_LANES*group:])
+    int32_t group        # LEADER: the group's index (its lanes: group_runs[GROUP_LANES*group:]);
+                         # STANDALONE: the index of the chain it ends
 
 
-cdef inline double _run_forward_one(double *data, const int32_t *a, const int32_t *b,
-                                    const Run *r) noexcept nogil:
-    """The run's sum, as eager mode adds it (products in their operand order)."""
-    cdef Py_ssize_t j = r.head, end = r.head + 2 * r.n
-    cdef double m = mg_mul(data[a[j]], data[b[j]])
-    cdef double acc = mg_add(data[r.start], m) if r.start_first else mg_add(m, data[r.start])
-    j += 2
-    while j < end:
-        acc = mg_add(acc, mg_mul(data[a[j]], data[b[j]]))
-        j += 2
+ctypedef struct Chain:
+    # A sum of products replayed by one loop where its last run stands: one run, or runs of
+    # which each continues the sum of the one before, with other nodes between them (the
+    # first neuron of a layer, whose inputs capture records between its products).
+    int32_t first        # its terms' operands: ta[first:first+n], tb[first:first+n]
+    int32_t n
+    int32_t start        # the first run's start
+    uint8_t start_first
+
+
+cdef inline double _chain_forward(const double *data, const int32_t *ta, const int32_t *tb,
+                                  const Chain *c) noexcept nogil:
+    """The chain's sum, as eager mode adds it (products in their operand order)."""
+    cdef Py_ssize_t t = c.first, end = c.first + c.n
+    cdef double m = mg_mul(data[ta[t]], data[tb[t]])
+    cdef double acc = mg_add(data[c.start], m) if c.start_first else mg_add(m, data[c.start])
+    t += 1
+    while t < end:
+        acc = mg_add(acc, mg_mul(data[ta[t]], data[tb[t]]))
+        t += 1
     return acc
 
 
@@ -193,21 +209,27 @@ cdef inline void _term_backward(const double *data, double *grad, const int32_t 
     grad[ib] += data[ia] * g
 
 
-cdef inline void _run_backward_one(const double *data, double *grad, const int32_t *a,
-                                   const int32_t *b, const Run *r, Py_ssize_t n_leaves) noexcept nogil:
-    """The run's backward in eager's order: terms n-1 .. 1, the start, term 0. Every partial
-    sum and product gets the last sum's grad G plus the 0.0 its grad started from (0.0 + G,
-    which differs from G only for -0.0), as eager mode's adds pass it down; the start gets
-    what the first add got."""
-    cdef Py_ssize_t j = r.head + 2 * (r.n - 1)
-    cdef double top = grad[n_leaves + r.head + 2 * r.n - 1]
+cdef inline void _chain_backward(const double *data, double *grad, const int32_t *ta,
+                                 const int32_t *tb, const Chain *c, double top) noexcept nogil:
+    """The chain's backward in eager's order, top being its last sum's grad: terms n-1 .. 1,
+    the start, term 0. Every partial sum and product gets top plus the 0.0 its grad started
+    from (0.0 + top, which differs from top only for -0.0), as eager mode's adds pass it down;
+    the start gets what the first add got. Each term is mg_backward's mul: grad[a] += b * g,
+    then grad[b] += a * g."""
+    cdef Py_ssize_t t = c.first + c.n - 1
     cdef double g = 0.0 + top
-    grad[n_leaves + r.head + 2 * r.n - 1] = 0.0  # cleared for the next pass (see _run_backward)
-    while j > r.head:
-        _term_backward(data, grad, a, b, j, g)
-        j -= 2
-    grad[r.start] += g if r.n > 1 else top
-    _term_backward(data, grad, a, b, j, g)
+    cdef int32_t ia, ib
+    while t > c.first:
+        ia = ta[t]
+        ib = tb[t]
+        grad[ia] += data[ib] * g
+        grad[ib] += data[ia] * g
+        t -= 1
+    grad[c.start] += g if c.n > 1 else top
+    ia = ta[t]
+    ib = tb[t]
+    grad[ia] += data[ib] * g
+    grad[ib] += data[ia] * g
 
 
 cdef inline void _run_backward_group(const double *data, double *grad, const int32_t *a,
@@ -257,6 +279,10 @@ cdef class CompiledTape:
     cdef int32_t *output_slots  # n_outputs
     cdef Run *runs              # n_runs dot products, in tape order (see _fuse_dots)
     cdef Run *group_runs        # GROUP_LANES runs per group, the leader first
+    cdef Chain *chains          # n_chains, one per run replayed alone (STANDALONE)
+    cdef int32_t *ta            # the chains' terms' operand slots, n_terms each
+    cdef int32_t *tb
+    cdef Py_ssize_t n_chains, n_terms
     cdef Py_ssize_t n_runs, n_groups
     cdef Value _root
     cdef tuple _outputs
@@ -289,6 +315,9 @@ cdef class CompiledTape:
         free(self.output_slots)
         free(self.runs)
         free(self.group_runs)
+        free(self.chains)
+        free(self.ta)
+        free(self.tb)
 
     # -- capture -------------------------------------------------------------------------------
     cdef int _capture(self, Value root) except -1:
@@ -478,11 +507,81 @@ cdef class CompiledTape:
                         self.group_runs[(self.n_groups - 1) * GROUP_LANES].role = SHARED_X
                     r = lanes[GROUP_LANES - 1]
                 r += 1
+            for j in range(n_slots):
+                key[j] = -1
+            for r in range(self.n_runs):  # key becomes: slot -> the run that starts from it
+                key[self.runs[r].start] = <int32_t>r
+            self._make_chains(uses, stamp, key, <int32_t>(self.n_runs + 1))
         finally:
             free(uses)
             free(stamp)
             free(key)
         return 0
+
+    cdef int _make_chains(self, const uint8_t *uses, int32_t *stamp, const int32_t *run_from,
+                          int32_t mark) except -1:
+        """Give each run that is not in a group a chain (see Chain): its own terms, continued
+        by the run that takes its sum as start where _continuation allows, and so on. The
+        runs of a chain but the last become PART. Marks from `mark` on, one per chain."""
+        cdef Py_ssize_t r, q, last, k, j, terms = 0, n_standalone = 0
+        cdef Py_ssize_t budget = 8 * (self.n_leaves + self.n_interior) + 4096  # linear time
+        cdef Chain *chain
+        for r in range(self.n_runs):
+            if self.runs[r].role == STANDALONE:
+                terms += self.runs[r].n
+                n_standalone += 1
+        _resize(<void **>&self.chains, n_standalone, sizeof(Chain))
+        _resize(<void **>&self.ta, terms, sizeof(int32_t))
+        _resize(<void **>&self.tb, terms, sizeof(int32_t))
+        for r in range(self.n_runs):
+            if self.runs[r].role != STANDALONE or self.runs[r].group != -1:
+                continue  # in a group, or already the end of a chain
+            chain = &self.chains[self.n_chains]
+            chain.first = <int32_t>self.n_terms
+            chain.start = self.runs[r].start
+            chain.start_first = self.runs[r].start_first
+            stamp[chain.start] = mark
+            last = r
+            while True:
+                for k in range(self.runs[last].n):  # the terms of run `last`
+                    j = self.runs[last].head + 2 * k
+                    self.ta[self.n_terms] = self.a[j]
+                    self.tb[self.n_terms] = self.b[j]
+                    stamp[self.a[j]] = mark
+                    stamp[self.b[j]] = mark
+                    self.n_terms += 1
+                q = self._continuation(last, uses, stamp, run_from, mark, &budget)
+                if q < 0 or self.runs[q].head + 2 * self.runs[q].n - self.runs[r].head > MAX_CHAIN_SPAN:
+                    break
+                self.runs[last].role = PART
+                last = q
+            chain.n = <int32_t>(self.n_terms - chain.first)
+            self.runs[last].group = <int32_t>self.n_chains
+            self.n_chains += 1
+            mark += 1
+        return 0
+
+    cdef Py_ssize_t _continuation(self, Py_ssize_t r, const uint8_t *uses, const int32_t *stamp,
+                                  const int32_t *run_from, int32_t mark,
+                                  Py_ssize_t *budget) noexcept:
+        """The run that continues run r's chain (marked `mark` in stamp), or -1. It must take
+        r's sum, read by nothing else, as its start, on the left (acc + product); and the nodes
+        between them must add into none of the chain's slots: the chain replays forward where
+        its last run stands (after those nodes) and backward there too (before them), so only
+        their order against the chain's contributions changes, and this keeps it harmless."""
+        cdef Py_ssize_t tail = self.runs[r].head + 2 * self.runs[r].n - 1, q, j
+        cdef int32_t top = <int32_t>(self.n_leaves + tail)
+        q = run_from[top]
+        if (uses[top] != 1 or q <= r or self.runs[q].role != STANDALONE
+                or self.runs[q].group != -1 or not self.runs[q].start_first):
+            return -1
+        for j in range(tail + 1, self.runs[q].head):
+            budget[0] -= 1
+            if budget[0] < 0 or stamp[self.a[j]] == mark:
+                return -1
+            if mg_arity(_op_of(self.code[j])) == 2 and stamp[self.b[j]] == mark:
+                return -1
+        return q
 
     cdef int _add_group(self, const Py_ssize_t *lanes) except -1:
         """Make lanes[0] the leader of a new group (its lanes copied to group_runs) and the
@@ -736,11 +835,12 @@ cdef class CompiledTape:
                 + sum([self.runs[j].n for j in range(self.n_runs)]))
 
     def _fused_dots(self):
-        """(dot product runs, their terms, groups of GROUP_LANES runs replayed side by side):
-        for tests of those paths."""
+        """(dot product runs, their terms, groups of GROUP_LANES runs replayed side by side,
+        runs continued by a later run of their chain): for tests of those paths."""
         cdef Py_ssize_t j
         self._check_captured("_fused_dots")
-        return self.n_runs, sum([self.runs[j].n for j in range(self.n_runs)]), self.n_groups
+        return (self.n_runs, sum([self.runs[j].n for j in range(self.n_runs)]), self.n_groups,
+                sum([1 for j in range(self.n_runs) if self.runs[j].role == PART]))
 
     def _structure(self):
         """(codes, a, b, consts, output slots, leaf count) as lists: for tests comparing engines."""
@@ -765,20 +865,23 @@ cdef class CompiledTape:
         cdef Py_ssize_t n_leaves = self.n_leaves, n = self.n_interior, j = 0
         cdef const Run *run = self.runs
         cdef const Run *group
+        cdef const Chain *chains = self.chains
+        cdef const int32_t *ta = self.ta
+        cdef const int32_t *tb = self.tb
         cdef double y, r
         cdef uint8_t c
         while j < n:
             c = code[j]
             if c == DOT_HEAD:
                 if run.role == STANDALONE:
-                    data[n_leaves + j + 2 * run.n - 1] = _run_forward_one(data, a, b, run)
+                    data[n_leaves + j + 2 * run.n - 1] = _chain_forward(data, ta, tb, chains + run.group)
                 elif run.role == LEADER:
                     group = self.group_runs + GROUP_LANES * run.group
                     if group.role == SHARED_X:
                         _run_forward_shared(data, a, b, group, n_leaves)
                     else:
                         _run_forward_group(data, a, b, group, n_leaves)
-                j += 2 * run.n  # a MEMBER ran with its group's leader
+                j += 2 * run.n  # a MEMBER runs with its group's leader, a PART with its chain's end
                 run += 1
                 continue
             if c == PAIR_MUL:
@@ -811,6 +914,9 @@ cdef class CompiledTape:
         cdef Py_ssize_t n_leaves = self.n_leaves, j = self.n_interior - 1, i
         cdef const Run *run = self.runs + self.n_runs - 1
         cdef const Run *group
+        cdef const Chain *chains = self.chains
+        cdef const int32_t *ta = self.ta
+        cdef const int32_t *tb = self.tb
         cdef double y
         cdef double *gb
         cdef int32_t ib
@@ -823,14 +929,17 @@ cdef class CompiledTape:
             c = code[j]
             if c == DOT_TAIL:
                 if run.role == STANDALONE:
-                    _run_backward_one(data, grad, a, b, run, n_leaves)
+                    i = n_leaves + j  # the chain's last sum
+                    _chain_backward(data, grad, ta, tb, chains + run.group, grad[i])
+                    grad[i] = 0.0  # cleared for the next pass
                 elif run.role == LEADER:
                     group = self.group_runs + GROUP_LANES * run.group
                     if group.role == SHARED_X:
                         _run_backward_shared(data, grad, a, b, group, n_leaves)
                     else:
                         _run_backward_group(data, grad, a, b, group, n_leaves)
-                j -= 2 * run.n  # a MEMBER runs with its group's leader, the lowest of its runs
+                j -= 2 * run.n  # a MEMBER runs with its group's leader (the lowest of its runs),
+                # a PART with its chain's end (the highest)
                 run -= 1
                 continue
             if c == PAIR_ADD:
