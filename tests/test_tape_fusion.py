@@ -350,3 +350,18 @@ def test_microgpt_tape_replays_like_eager(engine):
         e_loss.backward()
         assert bits(value) == bits(e_loss.data)
         assert [bits(p.grad) for p in taped.parameters()] == [bits(p.grad) for p in eager.parameters()]
+
+
+@pytest.mark.parametrize("reads_x0, continued", [(False, 1), (True, 0)])
+def test_a_sum_continues_across_nodes_only_if_they_leave_its_grads_alone(engine, reads_x0, continued):
+    """b + w0*x0 + w1*x1 where capture records x1's own nodes between the two products: the
+    sum replays as one chain unless those nodes add into a slot of the chain (here x0), whose
+    grad would then receive its contributions in another order than eager's."""
+    def build(leaves):
+        b, w0, x0, w1, y, c = leaves
+        x1 = ((x0 if reads_x0 else y) * c).tanh()
+        return (b + w0 * x0 + w1 * x1) * 1.5, []
+
+    tape = check_replays(engine, build, 6, random.Random(5), rounds=4)
+    if tape.engine == "cython":
+        assert fusion(tape) == (2, 2, 0, continued)
