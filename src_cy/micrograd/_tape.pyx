@@ -13,6 +13,14 @@ when they were built, and cannot be replayed.
 
 Capture walks the graph with an explicit stack (any depth) and a pointer hash table for the
 visited set, leaving the engine's own visit marks alone.
+
+After capture, one pass (``_fuse_dots``) finds the dot products, sums of products such as a
+neuron's ``sum((wi*xi ...), b)``, and replays each as one loop with its running sum in a
+register; where four neurons read one input it runs them side by side. The same operations run
+in the same order as eager mode's, and every grad receives its contributions in eager's order,
+so the bits do not change (tests/test_tape_fusion.py). The arrays those loops read (runs,
+chains, their terms' slots: ``_fused_nbytes()``, about 4 bytes per node on the demo) are not
+counted in ``nbytes``, which reports the layout both tapes share.
 """
 cimport cython
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
@@ -841,6 +849,13 @@ cdef class CompiledTape:
         self._check_captured("_fused_dots")
         return (self.n_runs, sum([self.runs[j].n for j in range(self.n_runs)]), self.n_groups,
                 sum([1 for j in range(self.n_runs) if self.runs[j].role == PART]))
+
+    def _fused_nbytes(self):
+        """Bytes of the arrays the dot product loops read (runs, groups, chains, their terms),
+        beside the shared layout that nbytes counts."""
+        self._check_captured("_fused_nbytes")
+        return ((self.n_runs + GROUP_LANES * self.n_groups) * sizeof(Run)
+                + self.n_chains * sizeof(Chain) + 2 * self.n_terms * sizeof(int32_t))
 
     def _structure(self):
         """(codes, a, b, consts, output slots, leaf count) as lists: for tests comparing engines."""
