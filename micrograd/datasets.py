@@ -10,6 +10,10 @@ to both coordinates and the order is shuffled.
     make_circles  a circle inside a larger one (scikit-learn's shape)
     make_spirals  two interleaved spiral arms
     make_xor      points in a square, labelled by the sign of x0 * x1
+
+One more, of another shape: ``make_digits`` stands in for scikit-learn's 8x8 digits where
+scikit-learn is not installed (``micrograd bench`` uses it then): 64 pixel intensities 0-16 per
+sample and labels 0-9.
 """
 from __future__ import annotations
 
@@ -71,6 +75,40 @@ def make_xor(n_samples: int = 100, noise: float = 0.1, seed: int = 1337) -> Data
     X = [[rng.uniform(-1.0, 1.0), rng.uniform(-1.0, 1.0)] for _ in range(n_samples)]
     y = [1 if x0 * x1 > 0 else -1 for x0, x1 in X]
     return _noisy_and_shuffled(X, y, noise, rng)
+
+
+def make_digits(n_samples: int = 1797, noise: float = 2.0, seed: int = 1337) -> Tuple[List[List[float]], List[int]]:
+    """A digits-like set of the shape of scikit-learn's ``load_digits``: ``n_samples`` images of
+    8x8 pixels, each a list of 64 intensities (whole numbers 0-16, as floats), labels 0-9 in
+    turn (then shuffled). Each class is a random stroke pattern; a sample is its class's
+    pattern, brightened or dimmed as a whole, plus Gaussian noise of std ``noise`` per pixel,
+    rounded and clipped to 0-16. Not handwriting: a stand-in of the same size and difficulty
+    class for timing and smoke tests."""
+    _check("make_digits", n_samples, noise)
+    rng = random.Random(seed)
+    patterns = [_stroke_pattern(rng) for _ in range(10)]
+    X: List[List[float]] = []
+    y: List[int] = []
+    for i in range(n_samples):
+        label = i % 10
+        gain = rng.uniform(0.7, 1.1)
+        X.append([float(min(16, max(0, round(v * gain + rng.gauss(0.0, noise))))) for v in patterns[label]])
+        y.append(label)
+    order = list(range(n_samples))
+    rng.shuffle(order)
+    return [X[i] for i in order], [y[i] for i in order]
+
+
+def _stroke_pattern(rng: random.Random) -> List[float]:
+    """64 intensities: three random walks of bright pixels on an 8x8 grid."""
+    image = [0.0] * 64
+    for _ in range(3):
+        r, c = rng.randrange(1, 7), rng.randrange(1, 7)
+        for _ in range(6):
+            image[8 * r + c] = 16.0
+            r = min(7, max(0, r + rng.choice((-1, 0, 1))))
+            c = min(7, max(0, c + rng.choice((-1, 0, 1))))
+    return image
 
 
 DATASETS: Dict[str, Callable[..., Dataset]] = {

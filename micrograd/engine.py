@@ -38,6 +38,10 @@ except ImportError as exc:
             f"could not be imported: {exc}"
         ) from exc
     EXTENSION_ERROR = f"{type(exc).__name__}: {exc}"
+    if not flag("MICROGRAD_PUREPYTHON"):  # a source tree hiding an installed compiled copy?
+        from micrograd._diagnose import warn_if_shadowed
+
+        warn_if_shadowed(EXTENSION_ERROR)
 else:
     ENGINES["cython"] = _engine.Value
 

@@ -313,3 +313,19 @@ class MLP(Module):
 
     def __repr__(self) -> str:
         return f"MLP of [{', '.join(str(layer) for layer in self.layers)}]"
+
+    # -- to and from PyTorch (optional; micrograd.torch_bridge does the work) ----------------------
+    def to_torch(self) -> Any:
+        """This MLP as a float64 ``torch.nn.Sequential`` (Linear + activation per layer) with the
+        same weights; outputs agree to float64 rounding. Needs PyTorch."""
+        from micrograd.torch_bridge import to_torch
+
+        return to_torch(self)
+
+    @classmethod
+    def from_torch(cls, seq: Any, *, engine: Any = None) -> "MLP":
+        """An MLP with the weights of ``seq``, a ``torch.nn.Sequential`` of Linear layers each
+        followed by at most one ReLU, Tanh or Sigmoid (as ``to_torch()`` makes). Needs PyTorch."""
+        from micrograd.torch_bridge import from_torch
+
+        return from_torch(seq, engine=engine, cls=cls)

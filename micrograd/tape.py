@@ -30,7 +30,6 @@ should change (a new model, a new batch size, a different branch).
 from __future__ import annotations
 
 import abc
-import math
 import threading
 from array import array
 from typing import Any, List, Tuple

@@ -321,26 +321,38 @@ def mlp_example(value_type: Any = None) -> Value:
 EXAMPLES = {"neuron": neuron_example, "mlp": mlp_example}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """``micrograd viz``; ``prog`` names the program in usage lines (``python -m micrograd.viz``
+    when this module is run directly)."""
     import argparse  # here, so that importing the module stays cheap
 
+    from micrograd._cli import program_name
+
     parser = argparse.ArgumentParser(
-        prog="python -m micrograd.viz",
+        prog=prog or program_name("viz"),
         description="Draw an example graph: DOT text to stdout, a tree, or a file (.dot/.gv as text; "
         ".svg/.png/.pdf rendered with graphviz).",
     )
-    parser.add_argument("--example", choices=sorted(EXAMPLES), default="neuron")
+    parser.add_argument(
+        "--example", choices=sorted(EXAMPLES), default="neuron",
+        help="neuron: the lecture's tanh neuron; mlp: a 3-4-4-1 MLP's loss (default: neuron)",
+    )
     parser.add_argument("--engine", choices=["python", "cython"], help="default: the active engine")
     parser.add_argument("-o", "--output", help="file to write; its extension picks the format")
     parser.add_argument("--tree", action="store_true", help="print the text tree instead of DOT")
-    parser.add_argument("--rankdir", choices=RANKDIRS, default="LR")
-    parser.add_argument("--max-nodes", type=int, default=DEFAULT_MAX_NODES)
+    parser.add_argument("--rankdir", choices=RANKDIRS, default="LR", help="graph direction (default: LR, left to right)")
+    parser.add_argument(
+        "--max-nodes", type=int, default=DEFAULT_MAX_NODES,
+        help=f"draw at most this many Values, nearest the root (default: {DEFAULT_MAX_NODES})",
+    )
     args = parser.parse_args(argv)
 
     from micrograd.engine import ENGINES, EXTENSION_ERROR
 
     if args.engine is not None and args.engine not in ENGINES:
-        print(f"engine {args.engine!r} is not loaded: {EXTENSION_ERROR}", file=sys.stderr)
+        from micrograd._diagnose import missing_extension_reason
+
+        print(f"engine {args.engine!r} is not loaded: {missing_extension_reason(EXTENSION_ERROR)}", file=sys.stderr)
         return 2
     root = EXAMPLES[args.example](ENGINES[args.engine] if args.engine else None)
     if args.tree:
@@ -373,4 +385,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m micrograd.viz"))

@@ -1,7 +1,13 @@
 """One suite, two engines: the ``engine`` fixture runs a test once per engine ('python' and
 'cython'); the ``nn`` fixture gives micrograd.nn building on that engine."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
+import micrograd
 import micrograd.nn
 from micrograd import engine as engine_module
 
@@ -41,3 +47,21 @@ def nn(engine, monkeypatch):
     """micrograd.nn, making its parameters with ``engine``'s Value."""
     monkeypatch.setattr(micrograd.nn, "Value", engine)
     return micrograd.nn
+
+
+# The folder that holds the micrograd under test (the source tree or site-packages).
+PACKAGE_PARENT = str(Path(micrograd.__file__).resolve().parent.parent)
+
+
+@pytest.fixture
+def run_python(tmp_path):
+    """Run Python code in a fresh interpreter that imports the micrograd under test, from a
+    folder outside the checkout (so a source tree without a built engine cannot shadow an
+    installed one). Returns the CompletedProcess; a crash shows as a negative returncode."""
+
+    def run(code, timeout=120):
+        env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              cwd=tmp_path, env=env, timeout=timeout)
+
+    return run

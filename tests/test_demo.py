@@ -1,6 +1,5 @@
 """The demo: its training loop is Karpathy's, step for step, on both engines; the command runs,
 reports, draws, and fails clearly on bad options."""
-import io
 import os
 import random
 import subprocess
@@ -111,50 +110,6 @@ def test_the_default_demo_reaches_full_accuracy(both_engines, capsys):
     assert "final accuracy: 100.0% (loss " in capsys.readouterr().out
 
 
-# -- progress ----------------------------------------------------------------------------------
-class FakeTerminal(io.StringIO):
-    def isatty(self):
-        return True
-
-
-def test_progress_on_a_terminal_redraws_one_line():
-    stream = FakeTerminal()
-    progress = demo.Progress(3, stream=stream)
-    progress.last_draw = float("-inf")
-    for k in range(3):
-        progress(k, 0.5, 0.75)
-        progress.last_draw = float("-inf")  # no throttling in the test
-    text = stream.getvalue()
-    assert text.count("\r") == 3 and text.endswith("\n") and text.count("\n") == 1
-    assert "step 3/3 |########################| loss 0.5000  accuracy 75.0%" in text
-
-
-def test_progress_blanks_what_a_shorter_line_leaves_behind():
-    stream = FakeTerminal()
-    progress = demo.Progress(2, stream=stream)
-    progress.last_draw = float("-inf")
-    progress(0, 10.0, 1.0)  # "loss 10.0000  accuracy 100.0%"
-    progress(1, 0.5, 0.5)  # "loss 0.5000  accuracy 50.0%": two characters shorter
-    first, second = stream.getvalue().split("\r")[1:]
-    assert len(second.rstrip("\n")) >= len(first)
-
-
-def test_progress_in_a_log_prints_about_ten_lines():
-    stream = io.StringIO()
-    progress = demo.Progress(100, stream=stream)
-    for k in range(100):
-        progress(k, 0.25, 1.0)
-    lines = stream.getvalue().splitlines()
-    assert len(lines) == 10 and "\r" not in stream.getvalue()
-    assert lines[-1].startswith("step 100/100: loss 0.2500  accuracy 100.0%")
-
-
-def test_quiet_progress_prints_nothing():
-    stream = io.StringIO()
-    demo.Progress(5, stream=stream, enabled=False)(4, 0.1, 1.0)
-    assert stream.getvalue() == ""
-
-
 # -- the command -------------------------------------------------------------------------------
 def run_demo(tmp_path, *args, pure=False):
     env = dict(os.environ, PYTHONPATH=str(PACKAGE_PARENT))
@@ -179,12 +134,72 @@ def test_demo_command_runs_and_reports(tmp_path):
 
 
 @pytest.mark.cython
-def test_demo_estimates_the_pure_engine(both_engines, tmp_path):
-    done = run_demo(tmp_path, "--steps", "4", "--samples", "10", "--hidden", "4", "--no-plot", "--quiet")
+def test_demo_times_a_short_pure_run_whole(both_engines, tmp_path):
+    done = run_demo(tmp_path, "--steps", "4", "--samples", "10", "--hidden", "4", "--quiet")
     assert done.returncode == 0, done.stderr
     assert "compiled engine: 4 steps in " in done.stdout
-    assert "pure engine would take ~" in done.stdout and "(estimated from 3 steps)" in done.stdout
+    assert "pure engine took " in done.stdout and " for all 4 steps: " in done.stdout
     assert done.stderr == ""  # --quiet: no progress
+    assert list(tmp_path.iterdir()) == []  # no picture unless --plot asks
+
+
+@pytest.mark.cython
+def test_demo_estimates_a_long_pure_run_from_a_few_steps(both_engines, monkeypatch, capsys):
+    monkeypatch.setattr(demo, "ESTIMATE_SECONDS", 0.0)  # stop as soon as the minimum is timed
+    assert demo.main(["--engine", "cython", "--steps", "50", "--samples", "6", "--hidden", "2", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    timed = 1 + demo.ESTIMATE_MIN_STEPS  # the first step, then the steady-state ones
+    assert "pure engine would take at least ~" in out and f"(estimated from its first {timed} steps): " in out
+
+
+def test_the_estimate_of_an_eager_run_is_a_lower_bound_and_of_a_taped_one_not():
+    assert demo.estimate_note(30.0, 12, 100, tape=False) == "pure engine would take at least ~30 s (estimated from its first 12 steps)"
+    assert demo.estimate_note(4.2, 50, 100, tape=True) == "pure engine would take ~4.20 s (estimated from its first 50 steps)"
+    assert demo.estimate_note(0.5, 4, 4, tape=False) == "pure engine took 0.50 s for all 4 steps"
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.mark.parametrize("tape", [False, True])
+def test_estimate_counts_the_first_step_once_and_extrapolates_steady_steps(monkeypatch, tape):
+    # A fake trainer on a fake clock: a setup cost (the tape's capture), a slow first step
+    # (warm-up), then steady steps. The estimate must be what the whole run really costs.
+    clock = FakeClock()
+    monkeypatch.setattr(demo.time, "perf_counter", clock)
+    setup, first, steady = (5.0 if tape else 0.0), 3.0, 0.5
+    ran = []
+
+    def trainer(model, X, y, *, steps, on_step, **kwargs):
+        clock.now += setup
+        for k in range(steps):
+            clock.now += first if k == 0 else steady
+            ran.append(k)
+            on_step(k, 0.0, 1.0)
+
+    args = demo.parse_args(["--steps", "100", "--hidden", "2"])
+    estimate, timed = demo.estimate_pure_seconds(args, [[0.0, 0.0]], [1], trainer)
+    assert estimate == setup + first + 99 * steady
+    # steady steps are timed for ESTIMATE_SECONDS (2 s at 0.5 s each: 4), after the first one
+    assert timed == 1 + int(demo.ESTIMATE_SECONDS / steady) == len(ran) < 100
+
+
+def test_estimate_of_a_short_run_is_the_run_itself(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(demo.time, "perf_counter", clock)
+
+    def trainer(model, X, y, *, steps, on_step, **kwargs):
+        for k in range(steps):
+            clock.now += 1.0 + k  # not steady at all: nothing may be extrapolated
+            on_step(k, 0.0, 1.0)
+
+    args = demo.parse_args(["--steps", "3", "--hidden", "2"])
+    assert demo.estimate_pure_seconds(args, [[0.0, 0.0]], [1], trainer) == (1.0 + 2.0 + 3.0, 3)
 
 
 def test_demo_on_the_pure_engine_says_so(tmp_path):
@@ -216,19 +231,25 @@ def test_asking_for_a_missing_engine_fails_clearly(monkeypatch, capsys):
     monkeypatch.setattr(engine, "ENGINES", {"python": engine.ENGINES["python"]})
     monkeypatch.setattr(engine, "EXTENSION_ERROR", "ImportError: no _engine")
     assert demo.main(["--engine", "cython", "--steps", "1"]) == 2
-    assert "the compiled engine is not available here: ImportError: no _engine" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "the compiled engine is not available here: " in err and "(ImportError: no _engine)" in err
     monkeypatch.setattr(engine, "BACKEND", "python")
-    assert demo.choose_engine("auto") == ("python", "compiled engine not built (ImportError: no _engine): running on the pure engine")
+    name, note = demo.choose_engine("auto")
+    assert name == "python" and note.startswith("running on the pure engine: ") and "(ImportError: no _engine)" in note
 
 
-def test_without_matplotlib_the_demo_says_what_to_install(monkeypatch, capsys, tmp_path):
+def test_without_matplotlib_the_demo_trains_then_says_no_picture_was_written(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(demo, "_have_matplotlib", lambda: False)
-    assert demo.main(["--plot", str(tmp_path / "b.png"), "--steps", "1"]) == 1
-    assert "--plot needs matplotlib: pip install matplotlib" in capsys.readouterr().err
-    assert demo.main(["--steps", "1", "--samples", "6", "--hidden", "2", "--no-estimate", "--quiet"]) == 0
+    path = tmp_path / "b.png"
+    args = ["--plot", str(path), "--steps", "1", "--samples", "6", "--hidden", "2", "--no-estimate", "--quiet"]
+    assert demo.main(args) == 0
     out = capsys.readouterr().out
-    assert "no decision-boundary picture: matplotlib is not installed (pip install matplotlib" in out
-    assert not (tmp_path / "b.png").exists()
+    assert "final accuracy: " in out  # it trained
+    assert f"no picture written to {path}: --plot needs matplotlib (pip install matplotlib" in out
+    assert not path.exists()
+    # without --plot, matplotlib is never mentioned: no picture was asked for
+    assert demo.main(args[2:]) == 0
+    assert "matplotlib" not in capsys.readouterr().out
 
 
 def test_demo_draws_the_decision_boundary(tmp_path, capsys):
@@ -252,13 +273,12 @@ def test_durations_read_naturally(seconds, text):
     assert demo._duration(seconds) == text
 
 
-def test_plot_path_defaults_to_a_file_only_with_matplotlib(monkeypatch):
+def test_a_picture_only_where_asked(monkeypatch):
     monkeypatch.setattr(demo, "_have_matplotlib", lambda: True)
-    assert demo.plot_path(demo.parse_args([])) == "demo-boundary.png"
+    assert demo.plot_path(demo.parse_args([])) is None  # no file the user did not ask for
+    assert demo.plot_path(demo.parse_args(["--plot"])) == "demo-boundary.png"
     assert demo.plot_path(demo.parse_args(["--plot", "x.png"])) == "x.png"
     assert demo.plot_path(demo.parse_args(["--plot", "x.png", "--no-plot"])) is None
-    monkeypatch.setattr(demo, "_have_matplotlib", lambda: False)
-    assert demo.plot_path(demo.parse_args([])) is None
 
 
 def test_tape_option_without_the_tape_module(monkeypatch, capsys):

@@ -1,5 +1,5 @@
 """Differential fuzzing: random programs run on both engines, and replayed by Tape, must agree
-bit for bit (NaN by NaN: docs/differences-reliability.md), exceptions included (type and message).
+bit for bit (NaN by NaN: docs/differences.md), exceptions included (type and message).
 
 A program is a list of instructions over a growing list of Values ("registers"): make a leaf
 from a number, apply an op (every op of micrograd._ops.OPS, so a new op is fuzzed as soon as it
@@ -17,7 +17,6 @@ import math
 import operator
 import os
 from decimal import Decimal
-from fractions import Fraction
 
 import pytest
 
@@ -126,7 +125,7 @@ def bits(x):
 
 def failure(exc):
     # CPython names an extension type by its qualified name in its own messages; the rest of
-    # each message must be identical (docs/differences-reliability.md).
+    # each message must be identical (docs/differences.md).
     return (type(exc).__name__, str(exc).replace("micrograd._engine.Value", "Value"))
 
 

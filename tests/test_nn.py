@@ -1,7 +1,6 @@
 """Karpathy's nn on both engines: reprs, parameter counts, seeded weights, the training loop."""
 import random
 
-import pytest
 
 
 def test_reprs(nn):

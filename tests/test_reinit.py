@@ -1,25 +1,25 @@
 """Calling __init__ again on a live Value (issue 11: items 1, 4, 6, 8, 11, 12): it resets every
 field as a new Value's, changes nothing when it fails, never makes a cycle, and frees at once
 what it drops."""
-import subprocess
 import sys
 import textwrap
 
 import pytest
 
 
-def run_isolated(code, engine):
+def run_isolated(run_python, code, engine):
     """Run code in a fresh interpreter with V = engine's Value; fail on a signal (a crash)."""
     module = "micrograd.pure" if engine.__module__ == "micrograd.pure" else "micrograd._engine"
     script = f"from {module} import Value as V\n" + textwrap.dedent(code)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    proc = run_python(script)
     assert proc.returncode >= 0, f"killed by signal {-proc.returncode}: {proc.stderr[-2000:]}"
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
 
 
-def test_reinit_of_an_interior_node_as_a_leaf_does_not_crash(engine):
+def test_reinit_of_an_interior_node_as_a_leaf_does_not_crash(engine, run_python):
     out = run_isolated(
+        run_python,
         """
         a = V(1.) + V(2.)
         a.__init__(3.)

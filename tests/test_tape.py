@@ -3,6 +3,7 @@ import gc
 import math
 import pickle
 import random
+import sys
 import threading
 
 import pytest
@@ -587,6 +588,149 @@ def test_a_tape_replays_one_pass_at_a_time(engine):
     assert tape.forward() == pytest.approx(1.0)  # still whole after the contention
     tape.backward()
     assert x.grad == pytest.approx(2.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Capture and the engine's visit marks. The compiled capture notes in each node's visit mark that
+# it met the node and where it put it, and puts every mark back: eager backward (which compares
+# marks with its epoch) and later captures must never take a node for visited, whatever ran before.
+
+
+def shared_graph(Value, depth=200):
+    """(x, y, levels): every level uses the one below twice (2^depth paths, 3 * depth + 3 nodes)."""
+    x, y = Value(0.75), Value(-0.5)
+    levels = [x * y]
+    for _ in range(depth):
+        h = levels[-1]
+        levels.append((h + h).tanh() * y)
+    return x, y, levels
+
+
+def eager_grads(Value, depth=200):
+    x, y, levels = shared_graph(Value, depth)
+    levels[-1].backward()
+    return bits(x.grad), bits(y.grad)
+
+
+def test_a_shared_subgraph_is_recorded_once(both_engines):
+    structures = []
+    for Value in both_engines:
+        x, y, levels = shared_graph(Value)
+        tape = Tape(levels[-1], outputs=levels[::50])
+        assert len(tape) == len(graph_nodes(levels[-1])) == 3 * 200 + 3
+        x.data = 0.5
+        out = tape.forward()
+        tape.backward()
+        x3, y3 = Value(0.5), Value(y.data)  # the same graph, rebuilt eagerly on the new value
+        rebuilt = [x3 * y3]
+        for _ in range(200):
+            rebuilt.append((rebuilt[-1] + rebuilt[-1]).tanh() * y3)
+        rebuilt[-1].backward()
+        assert bits(out) == bits(rebuilt[-1].data)
+        assert [bits(v.data) for v in tape.outputs] == [bits(v.data) for v in rebuilt[::50]]
+        assert (bits(x.grad), bits(y.grad)) == (bits(x3.grad), bits(y3.grad))
+        structures.append(tape._structure())
+    assert structures[0] == structures[1]
+
+
+def test_eager_backward_after_capture_and_capture_after_backward(engine):
+    expected = eager_grads(engine)
+    x, y, levels = shared_graph(engine)
+    tape = Tape(levels[-1])
+    levels[-1].backward()  # after a capture: every node is visited again
+    assert (bits(x.grad), bits(y.grad)) == expected
+    again = Tape(levels[-1])  # after a backward: every node is recorded again
+    assert again._structure() == tape._structure()
+    x.grad = y.grad = 0.0
+    again.backward()
+    assert (bits(x.grad), bits(y.grad)) == expected
+    for _ in range(3):  # alternating, on the same nodes
+        for v in graph_nodes(levels[-1]):
+            v.grad = 0.0  # eager backward adds to every node's grad
+        levels[-1].backward()
+        assert Tape(levels[-1])._structure() == tape._structure()
+        assert (bits(x.grad), bits(y.grad)) == expected
+
+
+def test_a_capture_inside_another_captures_graph(engine):
+    x, y, levels = shared_graph(engine)
+    outer = Tape(levels[-1])
+    mid = levels[100]
+    inner = Tape(mid)  # a part of the graph already recorded
+    assert len(inner) == len(graph_nodes(mid)) == 3 * 100 + 3
+    wider = levels[-1] * 2 + mid  # a graph holding both tapes' nodes
+    assert len(Tape(wider)) == len(outer) + 3
+    assert Tape(levels[-1])._structure() == outer._structure()
+    x.data = 0.25
+    assert bits(inner.forward()) == bits(mid.data)
+    assert bits(outer.forward()) == bits(levels[-1].data)
+
+
+def test_two_tapes_over_one_graph_replay_alike(engine):
+    x, y, levels = shared_graph(engine)
+    first = Tape(levels[-1])
+    second = Tape(levels[-1], outputs=[levels[7], x])
+    assert first._structure()[:4] == second._structure()[:4]
+    for value in (0.1, -0.3):
+        x.data = value
+        results = []
+        for tape in (first, second):
+            x.grad = y.grad = 0.0
+            out = tape.forward()
+            tape.backward()
+            results.append((bits(out), bits(x.grad), bits(y.grad)))
+        assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("children", [1, 2, 5])
+def test_a_refused_capture_leaves_the_graph_as_it_was(engine, children):
+    """A capture that fails half way (a node built by hand, an output not in the graph) leaves
+    no mark that a later capture or backward could mistake for its own."""
+    expected = eager_grads(engine)
+    x, y, levels = shared_graph(engine)
+    clean = levels[-1]
+    by_hand = engine(1.0, tuple([levels[150]] + [x] * (children - 1)), "by hand")
+    with pytest.raises(ValueError, match="built by hand"):
+        Tape(by_hand * clean)
+    with pytest.raises(ValueError, match="not part of the graph"):
+        Tape(levels[120], outputs=[clean])
+    tape = Tape(clean)
+    assert len(tape) == len(graph_nodes(clean))
+    clean.backward()
+    assert (bits(x.grad), bits(y.grad)) == expected
+    x.grad = y.grad = 0.0
+    tape.backward()
+    assert (bits(x.grad), bits(y.grad)) == expected
+
+
+def test_captures_in_threads_at_once_on_shared_nodes(engine):
+    """Capture holds the GIL from its first mark to its last (it runs no Python code), so
+    captures and eager backward passes in several threads over the same nodes never mix marks."""
+    x, y, levels = shared_graph(engine, depth=20_000 if engine is micrograd.engine.ENGINES.get("cython") else 2_000)
+    root = levels[-1]
+    reference = Tape(root)._structure()
+    outcomes = []
+
+    def capture():
+        outcomes.extend(Tape(root)._structure() == reference for _ in range(4))
+
+    def backward():
+        for _ in range(4):
+            root.backward()
+        outcomes.append(True)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=f) for f in (capture, capture, backward)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert outcomes == [True] * 9
+    assert Tape(root)._structure() == reference
 
 
 # ---------------------------------------------------------------------------------------------

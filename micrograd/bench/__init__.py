@@ -8,6 +8,8 @@ own subprocess.
     worker.py     an engine's side of it (runs in the subprocess; stdlib only)
     workloads.py  the workloads, the gate, the engine adapters (stdlib only; this package's
                   engines use its nn and losses)
+    toy.py        the toy suite (--suite toy): whole training steps of small networks (moons
+                  MLPs, digits, a microgpt-style GPT) on our engines and in idiomatic PyTorch
     timing.py     the one timing rule, also used by benchmarks/ and the C floor (stdlib only)
     c_floor.py    compiles and runs floor.c, the C reference loops, on the engines' tapes
     report.py     ratios, targets, the text table, Markdown and JSON

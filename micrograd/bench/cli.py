@@ -9,18 +9,24 @@ import subprocess
 import sys
 from typing import Any, Dict, List, Optional
 
-from micrograd.bench import c_floor, machine, report, runner, workloads
+from micrograd._cli import TORCH_HINT, program_name
+from micrograd.bench import c_floor, machine, report, runner
 from micrograd.progress import Progress
 
 DESCRIPTION = """\
 Benchmark micrograd's engines against each other and against peers: Karpathy's original
-micrograd 0.1.0, PyTorch (0-d tensors, and the demo step batched), and hand-written C loops.
-Each engine runs in its own subprocess; each workload is checked against the pure engine's
-numbers before it is timed. Peers that are not installed are skipped, with how to install them."""
+micrograd 0.1.0, PyTorch (0-d tensors, and batched as one would write it), and hand-written C
+loops. Two suites: "core" times the engines on graphs (chains, a wide neuron, the demo step);
+"toy" times one whole training step of small networks (two-moons MLPs of width 16, 64, 256;
+digits with cross-entropy, a minibatch and the full batch; a microgpt-style GPT with Adam) on
+this package's engines, eager and replayed, against PyTorch. Each engine runs in its own
+subprocess; each workload is checked against the pure engine's numbers before it is timed.
+Peers that are not installed are skipped, with how to install them."""
 
 EPILOG = """\
 examples:
   python -m micrograd bench --quick
+  python -m micrograd bench --suite toy --json toy.json --markdown toy.md
   python -m micrograd bench --install-peers --json bench.json --plot bench.png
   python -m micrograd bench --engines python,cython --workloads demo-step,chain-backward
 
@@ -61,16 +67,18 @@ def positive(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m micrograd bench", description=DESCRIPTION, epilog=EPILOG,
+        prog=program_name("bench"), description=DESCRIPTION, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--quick", action="store_true", help="smaller graphs and shorter timings: under a minute")
+    p.add_argument("--quick", action="store_true", help="smaller graphs and shorter timings, the toy suite's smallest workloads only: about a minute")
+    p.add_argument("--suite", choices=("all", *runner.SUITES), default="all",
+                   help="core: the engines on graphs; toy: training steps against PyTorch (default: all)")
     p.add_argument("--json", metavar="PATH", help="write every figure, the method and the machine metadata as JSON")
     p.add_argument("--plot", metavar="PATH", help="draw cost against graph size, log-log, every engine (needs matplotlib)")
     p.add_argument("--markdown", metavar="PATH", help="write the results as a Markdown section (for the README)")
     p.add_argument("--plot-link", metavar="URL", help="the image path the Markdown section links to (default: --plot's PATH)")
     p.add_argument("--engines", type=parse_list("engine", list(runner.ENGINES)), help="comma-separated subset of: " + ", ".join(runner.ENGINES))
-    p.add_argument("--workloads", type=parse_list("workload", list(workloads.WORKLOADS)), help="comma-separated subset of: " + ", ".join(workloads.WORKLOADS))
+    p.add_argument("--workloads", type=parse_list("workload", list(runner.ALL_WORKLOADS)), help="comma-separated subset of: " + ", ".join(runner.ALL_WORKLOADS))
     p.add_argument("--sizes", type=parse_sizes, help="chain lengths n (default 100,1000,10000,100000; --quick up to 10000)")
     p.add_argument("--budget", type=positive, metavar="SECONDS", help="time spent per measurement (default 0.5, --quick 0.05)")
     p.add_argument("--no-probes", action="store_true", help="skip bytes per node and the largest-depth probe")
@@ -82,12 +90,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def suite_workloads(args: argparse.Namespace) -> Optional[List[str]]:
+    """The workloads --suite and --workloads ask for (None: the default, all or --quick's)."""
+    if args.suite == "all":
+        return args.workloads
+    allowed = runner.QUICK_WORKLOADS if args.quick and not args.workloads else runner.ALL_WORKLOADS
+    chosen = [w for w in args.workloads or allowed if w in runner.SUITES[args.suite] and w in allowed]
+    if not chosen:
+        build_parser().error(f"--workloads {','.join(args.workloads)} has none of the {args.suite} suite's "
+                             f"({', '.join(runner.SUITES[args.suite])})")
+    return chosen
+
+
 def make_config(args: argparse.Namespace) -> runner.Config:
     overrides: Dict[str, Any] = {}
     if args.engines:
         overrides["engines"] = args.engines
-    if args.workloads:
-        overrides["workloads"] = args.workloads
+    chosen = suite_workloads(args)
+    if chosen:
+        overrides["workloads"] = chosen
     if args.sizes:
         overrides["sizes"] = args.sizes
     if args.timeout:
@@ -95,6 +116,8 @@ def make_config(args: argparse.Namespace) -> runner.Config:
     overrides["probes"] = not args.no_probes
     overrides["karpathy_path"] = args.karpathy_path
     config = runner.Config.quick_config(**overrides) if args.quick else runner.Config(**overrides)
+    if not args.engines:  # by default, the engines that run any of these workloads
+        config.engines = [e for e in config.engines if runner.workloads_of(e, config)]
     if args.budget:
         config.budget = dict(config.budget, seconds=args.budget)
     return config
@@ -107,9 +130,10 @@ def list_engines(config: runner.Config) -> int:
         print(f"  {name:<14} {'available' if reason is None else 'not available'}: {about}")
         if reason:
             print(f"  {'':<14} {reason}")
-    print("workloads:")
-    for name, about in workloads.WORKLOADS.items():
-        print(f"  {name:<14} {about}")
+    for suite, names in runner.SUITES.items():
+        print(f"workloads, {suite} suite:")
+        for name in names:
+            print(f"  {name:<14} {runner.WORKLOAD_ABOUT[name]}")
     return 0
 
 
@@ -123,7 +147,7 @@ def install_peers(config: runner.Config) -> None:
         except (OSError, subprocess.CalledProcessError) as exc:
             print(f"could not install Karpathy's micrograd ({exc}); it will be skipped", file=sys.stderr)
     if any(e.startswith("torch") for e in config.engines) and not runner.torch_available():
-        print("PyTorch is not installed and --install-peers does not install it (large): `pip install torch`", file=sys.stderr)
+        print(f"PyTorch is not installed and --install-peers does not install it (large): {TORCH_HINT}", file=sys.stderr)
 
 
 def command_line(argv: List[str]) -> str:
@@ -157,12 +181,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         "load_average_at_end": machine.load_average(),
         "config": runner.config_dict(config),
         "methods": report.METHODS,
-        "workloads": workloads.WORKLOADS,
+        "workloads": runner.WORKLOAD_ABOUT,
         "c_flags": c_floor.CFLAGS,
         **data,
     }
     report.add_ratios(run)
     run["targets"] = report.targets(run)
+    run["toy"] = report.toy_summary(run)
     sys.stdout.write(report.text(run))
     if args.json:
         report.write_json(run, args.json)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Optional
 
-from micrograd.bench import workloads
-from micrograd.bench.runner import ENGINES
+from micrograd.bench import toy, workloads
+from micrograd.bench.runner import ALL_GATES, ALL_WORKLOADS, ENGINES, SUITES, TORCH_PIN, WORKLOAD_ABOUT
 
 SCHEMA = "micrograd-bench/1"
 
@@ -103,8 +103,12 @@ def _why_missing(run: Dict[str, Any], engine: str) -> str:
 
 def targets(run: Dict[str, Any]) -> List[Dict[str, Any]]:
     out: List[Dict[str, Any]] = []
+    in_run = set(run.get("config", {}).get("workloads", ALL_WORKLOADS))
 
-    def target(name: str, check) -> None:
+    def target(name: str, check, workload: str) -> None:
+        """A target is listed when the run has the workload it is about ('core': any of that suite's)."""
+        if not (in_run & set(SUITES["core"]) if workload == "core" else workload in in_run):
+            return
         try:
             passed, detail = check()
         except LookupError as missing:  # raised with the engine whose figure is missing
@@ -157,15 +161,98 @@ def targets(run: Dict[str, Any]) -> List[Dict[str, Any]]:
         b = memory("cython-tape", "tape_rss_per_node")
         return b <= 32, f"{b:.1f} bytes/recorded node (resident set growth)"
 
-    target("demo-step: compiled engine at least 100x faster than Karpathy's micrograd 0.1.0", speedup)
-    target("demo-step: pure engine no slower than Karpathy's micrograd 0.1.0", pure_vs_karpathy)
-    target("chain-forward: compiled engine under 120 ns per node (largest n)", per_node("chain-forward", 120))
-    target("chain-backward: compiled engine under 15 ns per node (largest n)", per_node("chain-backward", 15))
-    target("memory: compiled engine at most 100 bytes per live node", bytes_live)
-    target("demo-step: tape replay faster than PyTorch batched float64", tape_vs_torch)
-    target("demo-step: tape replay within 2x of the C loop over the same tape", tape_vs_c)
-    target("memory: tape at most 32 bytes per recorded node", tape_bytes)
+    target("demo-step: compiled engine at least 100x faster than Karpathy's micrograd 0.1.0", speedup, "demo-step")
+    target("demo-step: pure engine no slower than Karpathy's micrograd 0.1.0", pure_vs_karpathy, "demo-step")
+    target("chain-forward: compiled engine under 120 ns per node (largest n)", per_node("chain-forward", 120), "chain-forward")
+    target("chain-backward: compiled engine under 15 ns per node (largest n)", per_node("chain-backward", 15), "chain-backward")
+    target("memory: compiled engine at most 100 bytes per live node", bytes_live, "core")
+    target("demo-step: tape replay faster than PyTorch batched float64", tape_vs_torch, "demo-step")
+    target("demo-step: tape replay within 2x of the C loop over the same tape", tape_vs_c, "demo-step")
+    target("memory: tape at most 32 bytes per recorded node", tape_bytes, "core")
+
+    def tape_vs_dense() -> tuple:
+        t, c = median("cython-tape", "demo-step"), median("c-dense", "demo-step")
+        return t <= 1.5 * c, f"{t / c:.2f}x the dense C loop ({fmt_time(t)} vs {fmt_time(c)})"
+
+    def toy_vs_torch(workload: str):
+        def check() -> tuple:
+            t, b = median("cython-tape", workload), median("torch-batched", workload)
+            return t <= b, f"{t / b:.2f}x torch's time ({fmt_time(t)} vs {fmt_time(b)})"
+
+        return check
+
+    target("demo-step: tape replay at most 1.5x the dense C loop (c-dense)", tape_vs_dense, "demo-step")
+    for workload in toy.TOY:
+        target(f"{workload}: the tape's training step no slower than PyTorch's (float64, 1 thread)",
+               toy_vs_torch(workload), workload)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The toy suite's table: one training step per workload and contender, tape against torch
+
+TOY_ENGINES = {"python": "python", "cython": "cython", "python-tape": "python-tape",
+               "cython-tape": "cython-tape", "torch-batched": "torch"}  # engine -> column
+
+
+def toy_workloads(run: Dict[str, Any]) -> List[str]:
+    """The toy workloads of this run, in suite order."""
+    asked = set(run.get("config", {}).get("workloads", ())) | {r["workload"] for r in run["results"]}
+    return [w for w in toy.TOY if w in asked]
+
+
+def toy_cell(run: Dict[str, Any], engine: str, workload: str) -> str:
+    """A contender's time on a toy workload, or why there is none."""
+    entry = run["engines"].get(engine)
+    if entry is None:
+        return "-"
+    if entry["status"] == "skipped":
+        if engine.startswith("torch") and "not installed" in entry.get("reason", ""):
+            return f"not installed (pip install {TORCH_PIN})"
+        return "skipped"
+    row = next((r for r in run["results"] if r["engine"] == engine and r["workload"] == workload), None)
+    if row is None:
+        return "-"
+    if "median" in row:
+        return fmt_time(row["median"])
+    if row.get("not_run"):
+        return f"not run: est. {fmt_time(row['estimate_s'])}"
+    return "gate failed" if row.get("gate_failed") else "error"
+
+
+def toy_summary(run: Dict[str, Any]) -> Dict[str, Any]:
+    """The toy suite's table as data (run['toy'] in the JSON): per workload, its node count,
+    each contender's median step (None where it has none, with ``cells`` saying why) and
+    tape/torch, the compiled tape's time over PyTorch's."""
+    rows = []
+    for workload in toy_workloads(run):
+        nodes = next((r["nodes"] for r in run["results"] if r["workload"] == workload and r.get("nodes")), None)
+        medians = {e: (find(run, e, workload) or {}).get("median") for e in TOY_ENGINES}
+        tape, torch = medians["cython-tape"], medians["torch-batched"]
+        rows.append({
+            "workload": workload, "about": WORKLOAD_ABOUT[workload], "nodes": nodes, "median": medians,
+            "cells": {e: toy_cell(run, e, workload) for e in TOY_ENGINES},
+            "tape_vs_torch": tape / torch if tape and torch else None,
+        })
+    return {"rows": rows, "data": run.get("toy_data", {})}
+
+
+def toy_table(run: Dict[str, Any]) -> tuple:
+    """(headers, rows, notes) for the text and Markdown tables."""
+    summary = run.get("toy") or toy_summary(run)
+    headers = ["workload", "nodes"] + list(TOY_ENGINES.values()) + ["tape/torch"]
+    rows = [
+        [r["workload"], fmt_num(r["nodes"]) if r["nodes"] else "-"] + [r["cells"][e] for e in TOY_ENGINES]
+        + [fmt_ratio(r["tape_vs_torch"])]
+        for r in summary["rows"]
+    ]
+    notes = [f"{r['workload']}: {r['about']}" for r in summary["rows"]]
+    notes += [f"{family} data: {source}" for family, source in summary["data"].items()]
+    return headers, rows, notes
+
+
+TOY_TITLE = ("Toy suite: one training step (forward, zero_grad, backward, optimizer update), median; "
+             "torch = torch-batched; tape/torch = cython-tape's time / torch's (below 1: the tape is faster)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,7 +276,7 @@ def engine_order(run: Dict[str, Any]) -> List[str]:
 def sections(run: Dict[str, Any]) -> List[tuple]:
     """(workload, size) in report order, for every pair that any engine ran."""
     seen = {(r["workload"], r["size"]) for r in run["results"]}
-    return [(w, s) for w in workloads.WORKLOADS for s in sorted({s for (w2, s) in seen if w2 == w}, key=lambda v: v or 0)]
+    return [(w, s) for w in ALL_WORKLOADS for s in sorted({s for (w2, s) in seen if w2 == w}, key=lambda v: v or 0)]
 
 
 def timing_rows(run: Dict[str, Any], workload: str, size: Optional[int]) -> tuple:
@@ -220,7 +307,7 @@ def section_title(run: Dict[str, Any], workload: str, size: Optional[int]) -> st
     rows = [r for r in run["results"] if r["workload"] == workload and r["size"] == size]
     nodes = rows[0]["nodes"] if rows else None
     name = workload if size is None else f"{workload}, n = {size:,}"
-    what = workloads.WORKLOADS[workload]
+    what = WORKLOAD_ABOUT[workload]
     return f"{name} ({nodes:,} nodes): {what}" if nodes else f"{name}: {what}"
 
 
@@ -252,7 +339,7 @@ def depth_text(depth: Optional[Dict[str, Any]]) -> str:
     return f">= {ok:,} (largest tried)"
 
 
-MEMORY_HEADERS = ["engine", "bytes/live node", "Python heap", "tape bytes/node", "tape arrays", "largest chain depth back-propagated"]
+MEMORY_HEADERS = ["engine", "bytes/live node", "Python heap", "tape bytes/node", "capture peak", "tape arrays", "largest chain depth back-propagated"]
 
 
 def memory_rows(run: Dict[str, Any]) -> List[List[str]]:
@@ -267,6 +354,7 @@ def memory_rows(run: Dict[str, Any]) -> List[List[str]]:
             fmt_num(mem.get("rss_per_node")),
             fmt_num(mem.get("traced_per_node")),
             fmt_num(mem.get("tape_rss_per_node")),
+            fmt_num(mem.get("tape_capture_peak_per_node")),
             fmt_num(mem.get("tape_nbytes_per_node", mem.get("tape_layout_bytes_per_node"))),
             depth_text(depth),
         ])
@@ -274,7 +362,7 @@ def memory_rows(run: Dict[str, Any]) -> List[List[str]]:
 
 
 def gate_rows(run: Dict[str, Any]) -> tuple:
-    names = [g for g in workloads.GATES if any(g in e.get("gates", {}) for e in run["engines"].values())]
+    names = [g for g in ALL_GATES if any(g in e.get("gates", {}) for e in run["engines"].values())]
     rows = []
     for engine in engine_order(run):
         gates = run["engines"][engine].get("gates", {})
@@ -346,6 +434,11 @@ def text(run: Dict[str, Any]) -> str:
         lines += ["", section_title(run, workload, size)]
         lines += _table(["engine", "median", "min - max", "ns/node", "x python", "x karpathy"], rows, "<>>>>>")
         lines += [f"    {note}" for note in notes]
+    headers, rows, notes = toy_table(run)
+    if rows:
+        lines += ["", TOY_TITLE]
+        lines += _table(headers, rows, "<" + ">" * (len(headers) - 1))
+        lines += [f"    {note}" for note in notes]
     headers, rows = scaling_rows(run)
     if rows:
         lines += ["", "How the cost per node grows with the chain (ns per node, median)"]
@@ -353,10 +446,11 @@ def text(run: Dict[str, Any]) -> str:
     rows = memory_rows(run)
     if rows:
         lines += ["", f"Memory (chain of {cfg['memory_n']:,} ops) and depth"]
-        lines += _table(MEMORY_HEADERS, rows, "<>>>><")
+        lines += _table(MEMORY_HEADERS, rows, "<>>>>><")
         lines += [
             "  bytes/live node: resident-set growth while the chain is built, per node; Python heap: the same by",
             "  tracemalloc; tape bytes/node: resident-set growth when micrograd.Tape records and replays it;",
+            "  capture peak: the resident set's peak while the tape records, above the built graph, per node;",
             "  tape arrays: the size the tape gives for its own arrays (Tape.nbytes; c-tape: its layout).",
         ]
     lines += ["", "Targets (reported only: they never change the exit code)"]
@@ -391,6 +485,11 @@ def markdown(run: Dict[str, Any], plot_path: Optional[str] = None) -> str:
         "Karpathy's micrograd 0.1.0, in this run.",
         "",
     ]
+    headers, rows, notes = toy_table(run)
+    if rows:  # first: the toy suite's table is what its readers come for
+        lines += [f"**{TOY_TITLE}**", ""]
+        lines += _md_table(headers, rows, "<" + ">" * (len(headers) - 1))
+        lines += [""] + [f"- {note}" for note in notes] + [""]
     for workload, size in sections(run):
         if workload in workloads.SIZED:
             continue
@@ -408,7 +507,7 @@ def markdown(run: Dict[str, Any], plot_path: Optional[str] = None) -> str:
     rows = memory_rows(run)
     if rows:
         lines += [f"**Memory (chain of {run['config']['memory_n']:,} ops) and the deepest chain each engine back-propagates**", ""]
-        lines += _md_table(MEMORY_HEADERS, rows, "<>>>><")
+        lines += _md_table(MEMORY_HEADERS, rows, "<>>>>><")
         lines.append("")
     busy = busy_warning(run)
     if busy:

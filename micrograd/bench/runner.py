@@ -14,7 +14,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from micrograd.bench import c_floor, timing, workloads
+from micrograd._cli import TORCH_HINT
+from micrograd.bench import c_floor, timing, toy, workloads
 from micrograd.progress import Progress
 
 ENGINES = {  # name -> what it is; the order is the order of every table
@@ -24,22 +25,30 @@ ENGINES = {  # name -> what it is; the order is the order of every table
     "cython-tape": "compiled engine, graph recorded once and replayed (micrograd.Tape)",
     "karpathy": "Karpathy's original micrograd 0.1.0 from PyPI",
     "torch-scalar": "PyTorch, 0-d float64 tensors as the nodes, 1 thread",
-    "torch-batched": "PyTorch, the demo step on float64 matrices (what you would use instead), 1 thread",
+    "torch-batched": "PyTorch as one would write it: float64 batched tensors (the toy suite: nn.Linear, torch.optim), 1 thread",
     "c-tape": "hand-written C loop over the same scalar tape (the floor for a replay)",
     "c-dense": "hand-written C over dense arrays (the floor for the demo step)",
 }
 OURS = ("python", "cython", "python-tape", "cython-tape")
-ALL_WORKLOADS = tuple(workloads.WORKLOADS)
+# The suites: "core" times the engines on graphs (workloads.py), "toy" whole training steps of
+# small networks against PyTorch (toy.py).
+SUITES = {"core": tuple(workloads.WORKLOADS), "toy": tuple(toy.TOY)}
+WORKLOAD_ABOUT = {**workloads.WORKLOADS, **{name: t.about for name, t in toy.TOY.items()}}
+ALL_WORKLOADS = tuple(WORKLOAD_ABOUT)
+QUICK_WORKLOADS = SUITES["core"] + toy.QUICK  # --quick: the toy suite's smallest workloads only
 WORKLOADS_OF = {
-    "python-tape": ("chain-forward", "chain-backward", "demo-step"),
-    "cython-tape": ("chain-forward", "chain-backward", "demo-step"),
-    "torch-batched": ("demo-step",),
+    "python-tape": ("chain-forward", "chain-backward", "demo-step") + SUITES["toy"],
+    "cython-tape": ("chain-forward", "chain-backward", "demo-step") + SUITES["toy"],
+    "karpathy": SUITES["core"],
+    "torch-scalar": SUITES["core"],
+    "torch-batched": ("demo-step",) + SUITES["toy"],
     "c-tape": ("chain-forward", "chain-backward", "demo-step"),
     "c-dense": ("demo-step",),
 }
 PEER_TOLERANCE = 1e-9  # relative, for engines that sum in another order; ours must match exactly
 KARPATHY_ENV = "MICROGRAD_BENCH_KARPATHY"
 KARPATHY_PIN = "micrograd==0.1.0"
+TORCH_PIN = toy.TORCH_PIN
 
 
 @dataclass
@@ -55,6 +64,9 @@ class Config:
     timeout_s: float = 900.0
     probes: bool = True
     karpathy_path: Optional[str] = None
+    # A toy workload whose rounds would take longer than this, estimated from its gate's speed,
+    # is not run (the pure engine at the biggest sizes): the report gives the estimate instead.
+    toy_cap_s: float = 60.0
 
     @classmethod
     def quick_config(cls, **overrides: Any) -> Config:
@@ -67,6 +79,8 @@ class Config:
             depth_ladder=[10**2, 10**3, 10**4, 10**5],
             depth_cap_s=4.0,
             timeout_s=120.0,
+            workloads=list(QUICK_WORKLOADS),
+            toy_cap_s=10.0,
         )
         base.update(overrides)
         return cls(**base)
@@ -131,14 +145,13 @@ def availability(engine: str, config: Config) -> Optional[str]:
     from micrograd import engine as engine_module
 
     if engine in ("cython", "cython-tape") and "cython" not in engine_module.ENGINES:
-        return (
-            f"the compiled engine is not built here ({engine_module.EXTENSION_ERROR}); "
-            "install with a C compiler present (`pip install .`), or `python setup.py build_ext --inplace`"
-        )
+        from micrograd._diagnose import missing_extension_reason
+
+        return missing_extension_reason(engine_module.EXTENSION_ERROR)
     if engine == "karpathy":
         return find_karpathy(config.karpathy_path)[1]
     if engine.startswith("torch") and not torch_available():
-        return "PyTorch is not installed: `pip install torch` (the CPU build is enough)"
+        return f"PyTorch is not installed: {TORCH_HINT}"
     if engine.startswith("c-") and c_floor.find_compiler() is None:
         return "no C compiler found: install gcc or clang, or set CC"
     return None
@@ -157,6 +170,14 @@ def gate_status(entry: Dict[str, Any]) -> str:
     if passed and not any(passed):
         return "failed"
     return "partial" if not all(passed) else "ok"
+
+
+ALL_GATES = workloads.GATES + toy.GATES
+
+
+def gate_of(workload: str) -> str:
+    """The gate that vouches for a workload."""
+    return toy.TOY[workload].gate if workload in toy.TOY else workloads.gate_for(workload)
 
 
 def workloads_of(engine: str, config: Config) -> List[str]:
@@ -205,18 +226,36 @@ class Bench:
         self.progress.update("reference: the pure engine's numbers for the correctness gate")
         X, y = make_moons(n_samples=workloads.DEMO_SAMPLES, noise=0.1, seed=workloads.SEED)
         self.problem = workloads.make_problem(X, y)
+        toys = [w for w in self.config.workloads if w in toy.TOY]
+        if toys:
+            self.problem["toy"] = toy.problem(toys, self.problem)
         ref = workloads.package_kit("python")
-        needed = {workloads.gate_for(w) for w in self.config.workloads}
+        needed = {gate_of(w) for w in self.config.workloads}
         self.reference = {g: workloads.gate(ref, g, self.problem) for g in workloads.GATES if g in needed}
+        for g in toy.GATES:
+            if g in needed:
+                self.progress.update(f"reference: the pure engine's numbers for the correctness gate ({g})")
+                self.reference[g] = toy.gate("python", g, self.problem["toy"])
+        # where the tape's reference is the pure tape (see toy.TAPE_REFERENCE)
+        tapes = any(e.endswith("-tape") for e in self.config.engines)
+        self.tape_reference = {
+            g: toy.gate(engine, g, self.problem["toy"]) for g, engine in toy.TAPE_REFERENCE.items() if g in needed and tapes
+        }
         self.progress.update("counting graph nodes")
         self.nodes: Dict[str, int] = {"node-creation": 2 * (workloads.NODE_CREATION_OPS // 2)}
         setups = {"neuron-1000": workloads.neuron_setup, "mlp-sample": workloads.mlp_setup, "demo-step": workloads.demo_setup}
         for name, setup in setups.items():
-            graph, _ = setup(ref, self.problem)
-            graph.forward()
-            self.nodes[name] = workloads.count_nodes(graph.root)
-        for n in sorted(set(self.config.sizes) | {self.config.memory_n}):
+            if name in self.config.workloads:
+                graph, _ = setup(ref, self.problem)
+                graph.forward()
+                self.nodes[name] = workloads.count_nodes(graph.root)
+        chains = set(self.config.sizes) if any(w in workloads.SIZED for w in self.config.workloads) else set()
+        for n in sorted(chains | ({self.config.memory_n} if self.probing() else set())):
             self.nodes[f"chain:{n}"] = self.chain_nodes(ref, n)
+
+    def probing(self) -> bool:
+        """Memory and depth are probed on chains: when asked, and when the run has core workloads."""
+        return self.config.probes and any(w in SUITES["core"] for w in self.config.workloads)
 
     @staticmethod
     def chain_nodes(kit: workloads.ValueKit, n: int) -> int:
@@ -247,11 +286,24 @@ class Bench:
                     entry.update(status="error", reason=f"{type(exc).__name__}: {exc}")
                     self.progress.note(f"{engine}: {entry['reason']}")
                 entry["status"] = gate_status(entry)
+            self.toy_nodes()
         finally:
             self.progress.clear()
             if self.workdir:
                 shutil.rmtree(self.workdir, ignore_errors=True)
-        return {"engines": self.engines, "results": self.results, "seconds": time.time() - started}
+        return {"engines": self.engines, "results": self.results, "toy_data": self.toy_data(),
+                "seconds": time.time() - started}
+
+    def toy_data(self) -> Dict[str, str]:
+        """Where the toy suite's data came from (the report says it beside the table)."""
+        data = self.problem.get("toy", {})
+        out = {}
+        if "digits" in data:
+            out["digits"] = data["digits"]["source"]
+        if "gpt" in data:
+            out["gpt"] = (f"{len(data['gpt']['docs'])} generated names of 3-12 letters (micrograd.bench.toy.gpt_docs), "
+                          "one per step")
+        return out
 
     def run_engine(self, engine: str, entry: Dict[str, Any]) -> None:
         if engine.startswith("c-"):
@@ -259,32 +311,48 @@ class Bench:
             return
         self.run_worker(engine, entry, "time")
         chain_ok = entry["gates"].get("chain", {"passed": True})["passed"]
-        if self.config.probes and entry["status"] == "ok" and chain_ok and engine != "torch-batched":
+        if self.probing() and entry["status"] == "ok" and chain_ok and engine != "torch-batched":
             self.run_worker(engine, entry, "probe")
 
     def add_result(self, engine: str, workload: str, size: Optional[int], **fields: Any) -> None:
-        nodes = self.node_count(workload, size)
+        # a toy workload's graph is counted by the engines that build it (see toy_nodes)
+        nodes = fields.pop("nodes", None) if workload in toy.TOY else self.node_count(workload, size)
         row = {"workload": workload, "size": size, "engine": engine, "nodes": nodes, **fields}
-        if "median" in fields:
+        if "median" in fields and nodes:
             row["ns_per_node"] = fields["median"] / nodes * 1e9
         self.results.append(row)
 
+    def toy_nodes(self) -> None:
+        """One node count per toy workload, on all its rows: a tape's count (the graph it replays;
+        for gpt-16 the whole window), else an eager engine's (it counts only graphs small enough
+        to walk)."""
+        for workload in toy.TOY:
+            rows = [r for r in self.results if r["workload"] == workload]
+            counts = [r["nodes"] for r in rows if r["nodes"] and r["engine"].endswith("-tape")]
+            counts += [r["nodes"] for r in rows if r["nodes"]]
+            for r in rows:
+                r["nodes"] = counts[0] if counts else None
+                if "median" in r and r["nodes"]:
+                    r["ns_per_node"] = r["median"] / r["nodes"] * 1e9
+
     def config_for(self, engine: str, mode: str) -> Dict[str, Any]:
-        gates = sorted({workloads.gate_for(w) for w in workloads_of(engine, self.config)}, key=workloads.GATES.index)
+        gates = sorted({gate_of(w) for w in workloads_of(engine, self.config)}, key=ALL_GATES.index)
         memory_n = self.config.memory_n
+        reference = dict(self.reference, **(self.tape_reference if engine.endswith("-tape") else {}))
         return {
             "engine": engine,
             "mode": mode,
             "problem": self.problem,
-            "reference": self.reference,
+            "reference": reference,
             "tolerance": 0.0 if engine in OURS else PEER_TOLERANCE,
             "gates": gates,
             "runs": runs_of(engine, self.config),
             "budget": self.config.budget,
             "memory_n": memory_n,
-            "memory_nodes": self.nodes[f"chain:{memory_n}"],
+            "memory_nodes": self.nodes.get(f"chain:{memory_n}"),
             "depth_ladder": self.config.depth_ladder,
             "depth_cap_s": self.config.depth_cap_s,
+            "toy_cap_s": self.config.toy_cap_s,
         }
 
     def run_worker(self, engine: str, entry: Dict[str, Any], mode: str) -> None:

@@ -24,7 +24,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 if __package__:
-    from micrograd.bench import timing, workloads
+    from micrograd.bench import timing, toy, workloads
 else:
     # Run as a script. Python put this folder first on sys.path; take it off, or its module
     # names could shadow others, and load the modules beside us by their paths instead.
@@ -43,6 +43,7 @@ else:
 
     timing = _load_beside("timing")
     workloads = _load_beside("workloads")
+    toy = _load_beside("toy")
 
 OURS = ("python", "cython", "python-tape", "cython-tape")
 
@@ -138,12 +139,15 @@ def timed_runs(kit: Any, workload: str, size: Optional[int], problem: Dict[str, 
     raise ValueError(f"unknown workload {workload!r}")
 
 
-def run_gates(proto: Protocol, kit: Any, config: Dict[str, Any]) -> Dict[str, str]:
-    """Each gate this engine's workloads need, before any timing: {gate: why it failed}."""
+def run_gates(proto: Protocol, kit: Any, config: Dict[str, Any], seconds: Optional[Dict[str, List[float]]] = None) -> Dict[str, str]:
+    """Each gate this engine's workloads need, before any timing: {gate: why it failed}.
+    ``seconds`` gets the times of each toy gate's two steps (its workloads are estimated from them)."""
     failed: Dict[str, str] = {}
     for name in config["gates"]:
         try:
-            if isinstance(kit, workloads.TorchBatchedDemo):
+            if name in toy.GATES:
+                values = toy.gate(config["engine"], name, config["problem"]["toy"], seconds.setdefault(name, []) if seconds is not None else None)
+            elif isinstance(kit, workloads.TorchBatchedDemo):
                 values = kit.gate()
             else:
                 values = workloads.gate(kit, name, config["problem"])
@@ -158,17 +162,21 @@ def run_gates(proto: Protocol, kit: Any, config: Dict[str, Any]) -> Dict[str, st
 
 def run_timings(proto: Protocol, kit: Any, config: Dict[str, Any]) -> None:
     """Times every run whose gate passed; a workload whose gate failed is reported, not timed."""
-    failed = run_gates(proto, kit, config)
+    gate_seconds: Dict[str, List[float]] = {}
+    failed = run_gates(proto, kit, config, gate_seconds)
     broken: Dict[str, str] = {}  # workload -> error at a smaller size: larger sizes are skipped
     for workload, size in config["runs"]:
         label = workload if size is None else f"{workload} n={size:,}"
-        gate_name = workloads.gate_for(workload)
+        gate_name = toy.TOY[workload].gate if workload in toy.TOY else workloads.gate_for(workload)
         if gate_name in failed:
             proto.emit("result", workload=workload, size=size, gate_failed=True,
                        error=f"not timed: failed the correctness gate ({failed[gate_name]})")
             continue
         if workload in broken:
             proto.emit("result", workload=workload, size=size, error=f"not run: {broken[workload]} at a smaller n")
+            continue
+        if workload in toy.TOY:
+            run_toy(proto, workload, config, gate_seconds[gate_name])
             continue
         proto.emit("progress", what=label)
         try:
@@ -180,6 +188,33 @@ def run_timings(proto: Protocol, kit: Any, config: Dict[str, Any]) -> None:
         finally:
             gc.collect()
         proto.emit("result", workload=workload, size=size, times=times, **timing.summary(times))
+
+
+def run_toy(proto: Protocol, workload: str, config: Dict[str, Any], gate_seconds: List[float]) -> None:
+    """Times one toy workload's training step, unless setting it up and its fewest rounds would
+    take longer than the cap (estimated from the gate: two steps on a smaller instance, scaled
+    up): then says so, with the estimate."""
+    data, budget = config["problem"]["toy"], config["budget"]
+    rounds = budget["min_rounds"] + 1  # and the warm-up
+    step_s, total_s = toy.estimate(workload, data, gate_seconds, rounds)
+    # Only this package's engines can be that slow (torch's gate time is mostly its start-up).
+    if config["engine"] in OURS and total_s > config["toy_cap_s"]:
+        proto.emit("result", workload=workload, size=None, not_run=True, estimate_s=step_s,
+                   error=f"not run: est. {step_s:.3g} s a step, {total_s:.3g} s to set up and run {rounds} "
+                         f"(from its gate), over the limit of {config['toy_cap_s']:g} s")
+        return
+    proto.emit("progress", what=f"{workload}: setting up")
+    try:
+        step = toy.make_step(config["engine"], workload, data)
+        proto.emit("progress", what=workload)
+        times = timing.measure(step.step, budget)
+        nodes = step.nodes()
+    except Exception as exc:
+        proto.emit("result", workload=workload, size=None, error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        return
+    finally:
+        gc.collect()
+    proto.emit("result", workload=workload, size=None, nodes=nodes, times=times, **timing.summary(times))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,6 +237,29 @@ def rss_bytes() -> Optional[int]:
         return None
 
 
+def reset_peak_rss() -> bool:
+    """Start a new high-water mark of the resident set (Linux >= 4.0), so that the peak of one
+    step can be read after it; False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_bytes() -> Optional[int]:
+    """The resident set's high-water mark since the last reset_peak_rss() (Linux), else None."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def settle() -> None:
     """Free what can be freed before reading the resident set: the cyclic garbage, and (glibc)
     the heap memory malloc keeps after a free, so that only live memory is counted."""
@@ -219,7 +277,8 @@ def measure_memory(proto: Protocol, kit: Any, n: int, nodes: int) -> None:
     the resident set (everything, in a fresh process) and tracemalloc's count of Python heap
     allocations (exact, but blind to memory taken with plain malloc, as torch and a tape do).
     For a tape: the resident set's growth when it records that chain and replays it once
-    (replay touches every array), and the size the tape reports for its own arrays."""
+    (replay touches every array), its peak while recording (what capture holds on the way), and
+    the size the tape reports for its own arrays."""
     params = [kit.param(workloads.CHAIN_X0), kit.param(workloads.CHAIN_A), kit.param(workloads.CHAIN_B)]
     settle()
     r0 = rss_bytes()
@@ -230,7 +289,9 @@ def measure_memory(proto: Protocol, kit: Any, n: int, nodes: int) -> None:
     if r0 is not None and r1 is not None:
         result["rss_per_node"] = (r1 - r0) / nodes
     if kit.Tape is not None:
+        peak_known = reset_peak_rss()
         tape = kit.Tape(root)
+        peak = peak_rss_bytes() if peak_known else None
         tape.forward()
         tape.backward()
         settle()
@@ -238,6 +299,8 @@ def measure_memory(proto: Protocol, kit: Any, n: int, nodes: int) -> None:
         recorded = len(tape)
         if r2 is not None and r1 is not None:
             result["tape_rss_per_node"] = (r2 - r1) / recorded
+        if peak is not None and r1 is not None:
+            result["tape_capture_peak_per_node"] = (peak - r1) / recorded
         result["tape_nbytes_per_node"] = tape.nbytes / recorded
         del tape
     del root

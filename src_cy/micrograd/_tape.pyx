@@ -11,8 +11,9 @@ leaf. The formulas are the ones eager mode runs, ``micrograd/_kernels.h``'s (``m
 (a Python ``_backward``, constant local gradients) are refused: their rule was fixed in Python
 when they were built, and cannot be replayed.
 
-Capture walks the graph with an explicit stack (any depth) and a pointer hash table for the
-visited set, leaving the engine's own visit marks alone.
+Capture walks the graph with an explicit stack (any depth), noting in each node's visit mark
+that it met the node and where it put it (see CAPTURING), and puts every mark back after:
+linear time, and no memory beyond the tape's own arrays and the stack.
 
 After capture, one pass (``_fuse_dots``) finds the dot products, sums of products such as a
 neuron's ``sum((wi*xi ...), b)``, and replays each as one loop with its running sum in a
@@ -24,9 +25,9 @@ counted in ``nbytes``, which reports the layout both tapes share.
 """
 cimport cython
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy, memmove, memset
 from micrograd._engine cimport Value, LINK
 from micrograd._kernels cimport *
 
@@ -54,60 +55,76 @@ if <int>MG_N_OPS > <int>PAIR_MUL:
 
 
 # ---------------------------------------------------------------------------------------------
-# A set of visited nodes during capture: open addressing on the node's address, mapping it to
-# its position (leaves as -1 - k, interior nodes as m >= 0, IN_PROGRESS while on the DFS stack).
+# Capture's marks. Capture notes in each node's own _mark field (the visit mark of the engine's
+# graph walks) that it met the node, and where it put it: no table on the side, and no hashing.
+# A packed mark is CAPTURING | this capture's serial << 32 | the node's position as an int32
+# (leaf k as -1-k, interior node m as m, IN_PROGRESS while on the depth-first stack).
+# The engine's walks (backward, the re-init cycle check) take a fresh epoch, counting up from 1,
+# and treat any other mark as unvisited: an epoch never reaches 2^63, so a packed mark can never
+# pass for one. Every capture puts the marks it set back to 0 (no epoch) before it returns or
+# raises, and the walk runs no Python code (errors are built after the marks are put back), so
+# the GIL is held throughout: no other thread, capture or backward ever sees a packed mark. The
+# serial only makes a mark that a bug left behind look unvisited rather than visited.
 
-cdef int64_t IN_PROGRESS = -(2**62)
-
-ctypedef struct Entry:
-    PyObject *key
-    int64_t value
-
-ctypedef struct Visited:
-    Entry *table
-    size_t cap      # a power of two
-    size_t count
-
-
-cdef inline size_t _slot_of(PyObject *key, size_t cap) noexcept:
-    cdef uint64_t h = <uint64_t>key
-    h = (h >> 4) * <uint64_t>0x9E3779B97F4A7C15ULL
-    return <size_t>(h >> 20) & (cap - 1)
+cdef uint64_t CAPTURING = 1ULL << 63
+cdef uint64_t STAMP_BITS = 0xFFFFFFFF00000000ULL
+cdef int32_t IN_PROGRESS = -(2**31)  # below every leaf number (-1-k > -2^31: k < MAX_NODES)
+cdef uint64_t UNMARKED = 0
+cdef uint32_t _serial = 0
 
 
-cdef Entry *_find(Visited *v, PyObject *key) noexcept:
-    """The entry of key, or the empty entry where it would go."""
-    cdef size_t i = _slot_of(key, v.cap)
-    while v.table[i].key != NULL and v.table[i].key != key:
-        i = (i + 1) & (v.cap - 1)
-    return &v.table[i]
+cdef inline uint64_t _new_stamp() noexcept:
+    global _serial
+    _serial = (_serial + 1) & 0x7FFFFFFF
+    return CAPTURING | (<uint64_t>_serial << 32)
 
 
-cdef int _insert(Visited *v, PyObject *key, int64_t value) except -1:
-    cdef Entry *old
-    cdef size_t old_cap, i
-    cdef Entry *e
-    if 2 * (v.count + 1) > v.cap:  # keep the load under 1/2
-        old, old_cap = v.table, v.cap
-        v.table = <Entry *>calloc(2 * old_cap, sizeof(Entry))
-        if v.table == NULL:
-            v.table = old
-            raise MemoryError("Tape: out of memory capturing the graph")
-        v.cap = 2 * old_cap
-        for i in range(old_cap):
-            if old[i].key != NULL:
-                _find(v, old[i].key)[0] = old[i]
-        free(old)
-    e = _find(v, key)
-    if e.key == NULL:
-        v.count += 1
-    e.key = key
-    e.value = value
-    return 0
+cdef inline bint _met(PyObject *node, uint64_t stamp) noexcept:
+    """Whether this capture (stamp) has marked node."""
+    return ((<Value>node)._mark & STAMP_BITS) == stamp
+
+
+cdef inline int32_t _position(PyObject *node) noexcept:
+    return <int32_t>(<uint32_t>((<Value>node)._mark & 0xFFFFFFFFULL))
+
+
+cdef inline void _put(PyObject *node, uint64_t stamp, int32_t position) noexcept:
+    (<Value>node)._mark = stamp | <uint32_t>position
+
+
+cdef enum:
+    # what the walk found wrong (its exception is raised once the marks are put back)
+    WALK_OK = 0
+    WALK_CYCLE
+    WALK_HAND_BUILT     # Walk.bad: the node
+    WALK_UNSUPPORTED    # Walk.bad: the node, whose op code has no forward rule
+    WALK_TOO_LARGE
+    WALK_NO_OUTPUT      # Walk.missing: the index of an output the graph lacks
+
+
+# A node on the depth-first stack: its address, and in the two low bits (an object's address is
+# a multiple of 8) how many of its children the walk has taken. 8 bytes an entry: a chain's
+# stack is as deep as the chain.
+ctypedef uintptr_t Frame
+
+
+cdef inline PyObject *_frame_node(Frame frame) noexcept:
+    return <PyObject *>(frame & ~(<uintptr_t>3))
+
+
+ctypedef struct Walk:
+    uint64_t stamp
+    Frame *stack            # the depth-first stack: nodes marked IN_PROGRESS
+    Py_ssize_t depth, stack_cap
+    PyObject **nodes        # interior nodes in emission order (borrowed: the root holds them)
+    Py_ssize_t interior_cap, leaf_cap
+    PyObject *bad
+    Py_ssize_t missing
+    bint unmarked           # _make_slots put the marks back
 
 
 # ---------------------------------------------------------------------------------------------
-# Growing arrays during capture
+# Growing arrays during capture (doubling; realloc moves large blocks by remapping, not copying)
 
 cdef int _resize(void **array, Py_ssize_t n, size_t item) except -1:
     """Reallocate array[0] to n items (at least one), keeping its contents."""
@@ -121,11 +138,6 @@ cdef int _resize(void **array, Py_ssize_t n, size_t item) except -1:
 cdef inline int32_t _resolve(int32_t position, Py_ssize_t n_leaves) noexcept:
     """The slot of a node numbered during capture: leaf k was -1-k, interior node m was m."""
     return <int32_t>(-1 - position) if position < 0 else <int32_t>(n_leaves + position)
-
-
-ctypedef struct Frame:
-    PyObject *node
-    int next_child
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,109 +343,142 @@ cdef class CompiledTape:
     cdef int _capture(self, Value root) except -1:
         """Record the graph behind root: a depth-first search visiting children in _prev order
         that emits each node after its children (the order of pure._topological_order). Leaves
-        and interior nodes are numbered apart; child slots are resolved at the end, once the
-        number of leaves (the offset of the interior slots) is known."""
-        cdef Visited seen
-        cdef Frame *stack = NULL
-        cdef double *leaf_data = NULL
-        cdef double *interior_data = NULL
-        cdef Py_ssize_t stack_cap = 0, depth = 0, leaf_cap = 0, interior_cap = 0
-        cdef Value node, kid
-        cdef PyObject *child
-        cdef Entry *e
+        and interior nodes are numbered apart, in the nodes' marks (see CAPTURING); child slots
+        are resolved at the end, once the number of leaves (the offset of the interior slots) is
+        known. Whatever happens, every mark set is put back before this returns or raises."""
+        cdef Walk w
+        cdef int status
         cdef dict const_index = {}  # bits of an exponent -> its index in consts
-        seen.cap = 1024
-        seen.count = 0
-        seen.table = <Entry *>calloc(seen.cap, sizeof(Entry))
-        if seen.table == NULL:
-            raise MemoryError("Tape: out of memory capturing the graph")
+        memset(&w, 0, sizeof(Walk))
+        w.stamp = _new_stamp()
         try:
-            if root.code == MG_LEAF:  # the root is a leaf: a tape of one node
-                child = <PyObject *>root
-            else:
-                _insert(&seen, <PyObject *>root, IN_PROGRESS)
-                stack_cap = 64
-                _resize(<void **>&stack, stack_cap, sizeof(Frame))
-                stack[0].node = <PyObject *>root
-                stack[0].next_child = 0
-                depth = 1
-                child = NULL
-            while depth > 0 or child != NULL:
-                if child != NULL:  # a child not seen yet (or a leaf root)
-                    kid = <Value>child
-                    child = NULL
-                    if kid.code == MG_LEAF:  # a leaf: emitted on the spot
-                        if self.n_leaves == leaf_cap:
-                            leaf_cap = max(64, 2 * leaf_cap)
-                            _resize(<void **>&leaf_data, leaf_cap, sizeof(double))
-                            _resize(<void **>&self.leaf_refs, leaf_cap, sizeof(PyObject *))
-                        self._check_size()
-                        _insert(&seen, <PyObject *>kid, -1 - self.n_leaves)
-                        Py_INCREF(kid)
-                        self.leaf_refs[self.n_leaves] = <PyObject *>kid
-                        leaf_data[self.n_leaves] = kid._data
-                        self.n_leaves += 1
-                    else:  # an interior node: descend
-                        _insert(&seen, <PyObject *>kid, IN_PROGRESS)
-                        if depth == stack_cap:
-                            stack_cap *= 2
-                            _resize(<void **>&stack, stack_cap, sizeof(Frame))
-                        stack[depth].node = <PyObject *>kid
-                        stack[depth].next_child = 0
-                        depth += 1
-                    continue
-                node = <Value>stack[depth - 1].node
-                if stack[depth - 1].next_child < 2:
-                    child = node._a if stack[depth - 1].next_child == 0 else node._b
-                    stack[depth - 1].next_child += 1
-                    if child != NULL:
-                        e = _find(&seen, child)
-                        if e.key != NULL:  # seen: emitted already, or an ancestor (a cycle)
-                            if e.value == IN_PROGRESS:
-                                raise _api.graph_has_cycle()
-                            child = NULL
-                    continue
-                # all children emitted: emit the node. Nodes built by hand are refused here, in
-                # the order the pure tape meets them (post-order), so both name the same node.
-                depth -= 1
-                if node.code == LINK:
-                    continue  # holds the children of a node built by hand, refused next
-                _check_replayable(node)
-                if mg_arity(node.code) <= 0:
-                    raise _api.unsupported_op(node.code)
-                if self.n_interior == interior_cap:
-                    interior_cap = max(64, 2 * interior_cap)
-                    _resize(<void **>&interior_data, interior_cap, sizeof(double))
-                    _resize(<void **>&self.code, interior_cap, sizeof(uint8_t))
-                    _resize(<void **>&self.a, interior_cap, sizeof(int32_t))
-                    _resize(<void **>&self.b, interior_cap, sizeof(int32_t))
-                self._check_size()
-                _insert(&seen, <PyObject *>node, self.n_interior)
-                interior_data[self.n_interior] = node._data
-                self.code[self.n_interior] = <uint8_t>node.code
-                self.a[self.n_interior] = <int32_t>_find(&seen, node._a).value
-                if node.code == MG_POWC:
-                    self.b[self.n_interior] = self._const_index(node._aux, const_index)
-                elif node._b != NULL:
-                    self.b[self.n_interior] = <int32_t>_find(&seen, node._b).value
-                else:
-                    self.b[self.n_interior] = 0
-                self.n_interior += 1
-            self._resolve_children()
-            self._mark_pairs()
-            self._find_outputs(&seen)
-            self._make_slots(leaf_data, interior_data)
+            status = self._walk(root, &w, const_index)
+            if status == WALK_OK:
+                status = self._find_outputs(&w)
+            if status == WALK_OK:
+                self._make_slots(&w)  # puts the marks back: none is left for the finally
         finally:
-            free(seen.table)
-            free(stack)
-            free(leaf_data)
-            free(interior_data)
+            self._unmark(&w)
+            free(w.stack)
+            free(w.nodes)
+        if status != WALK_OK:  # only now: building the exception may run Python code
+            raise self._walk_error(status, &w)
+        self._resolve_children()
+        self._mark_pairs()
         return 0
 
-    cdef int _check_size(self) except -1:
-        if self.n_leaves + self.n_interior >= _api.MAX_NODES:
-            raise _api.too_large(self.n_leaves + self.n_interior + 1)
-        return 0
+    cdef int _walk(self, Value root, Walk *w, dict const_index) except -1:
+        """The depth-first search: fill leaf_refs, nodes (interior nodes) and code/a/b with
+        child positions. Runs no Python code. WALK_OK or what went wrong (Walk.bad)."""
+        cdef uint64_t stamp = w.stamp
+        cdef Py_ssize_t max_nodes = _api.MAX_NODES  # read once: a module lookup per node costs
+        cdef PyObject *child
+        cdef PyObject *node
+        cdef Frame *top
+        cdef uintptr_t taken
+        cdef int32_t position
+        cdef Py_ssize_t m
+        cdef int code
+        if root.code == MG_LEAF:  # the root is a leaf: a tape of one node
+            child = <PyObject *>root
+        else:
+            w.stack_cap = 64
+            _resize(<void **>&w.stack, w.stack_cap, sizeof(Frame))
+            _put(<PyObject *>root, stamp, IN_PROGRESS)
+            w.stack[0] = <Frame><PyObject *>root
+            w.depth = 1
+            child = NULL
+        while w.depth > 0 or child != NULL:
+            if child != NULL:  # a child not met yet (or a leaf root)
+                if (<Value>child).code == MG_LEAF:  # a leaf: emitted on the spot
+                    if self.n_leaves + self.n_interior >= max_nodes:
+                        return WALK_TOO_LARGE
+                    if self.n_leaves == w.leaf_cap:
+                        w.leaf_cap = max(64, 2 * w.leaf_cap)
+                        _resize(<void **>&self.leaf_refs, w.leaf_cap, sizeof(PyObject *))
+                    Py_INCREF(<object>child)
+                    self.leaf_refs[self.n_leaves] = child
+                    _put(child, stamp, <int32_t>(-1 - self.n_leaves))
+                    self.n_leaves += 1
+                else:  # an interior node: descend
+                    if w.depth == w.stack_cap:
+                        w.stack_cap *= 2
+                        _resize(<void **>&w.stack, w.stack_cap, sizeof(Frame))
+                    _put(child, stamp, IN_PROGRESS)
+                    w.stack[w.depth] = <Frame>child
+                    w.depth += 1
+                child = NULL
+                continue
+            top = &w.stack[w.depth - 1]
+            node = _frame_node(top[0])
+            taken = top[0] & 3
+            if taken < 2:
+                child = (<Value>node)._a if taken == 0 else (<Value>node)._b
+                top[0] += 1
+                if child != NULL and _met(child, stamp):  # emitted already, or an ancestor
+                    if _position(child) == IN_PROGRESS:
+                        return WALK_CYCLE
+                    child = NULL
+                continue
+            # all children emitted: emit the node. Nodes built by hand are refused here, in
+            # the order the pure tape meets them (post-order), so both name the same node.
+            code = (<Value>node).code
+            if code == LINK:  # holds the children of a node built by hand, refused next
+                (<Value>node)._mark = UNMARKED
+                w.depth -= 1
+                continue
+            if code >= MG_N_OPS:
+                w.bad = node
+                return WALK_HAND_BUILT
+            if mg_arity(code) <= 0:
+                w.bad = node
+                return WALK_UNSUPPORTED
+            if self.n_leaves + self.n_interior >= max_nodes:
+                return WALK_TOO_LARGE
+            m = self.n_interior
+            if m == w.interior_cap:
+                w.interior_cap = max(64, 2 * w.interior_cap)
+                _resize(<void **>&w.nodes, w.interior_cap, sizeof(PyObject *))
+                _resize(<void **>&self.code, w.interior_cap, sizeof(uint8_t))
+                _resize(<void **>&self.a, w.interior_cap, sizeof(int32_t))
+                _resize(<void **>&self.b, w.interior_cap, sizeof(int32_t))
+            self.code[m] = <uint8_t>code
+            self.a[m] = _position((<Value>node)._a)
+            if code == MG_POWC:
+                self.b[m] = self._const_index((<Value>node)._aux, const_index)
+            elif (<Value>node)._b != NULL:
+                self.b[m] = _position((<Value>node)._b)
+            else:
+                self.b[m] = 0
+            w.nodes[m] = node
+            _put(node, stamp, <int32_t>m)
+            self.n_interior += 1
+            w.depth -= 1
+        return WALK_OK
+
+    cdef object _walk_error(self, int status, Walk *w):
+        if status == WALK_CYCLE:
+            return _api.graph_has_cycle()
+        if status == WALK_HAND_BUILT:
+            return _api.hand_built_node(<object>w.bad)
+        if status == WALK_UNSUPPORTED:
+            return _api.unsupported_op((<Value>w.bad).code)
+        if status == WALK_TOO_LARGE:
+            return _api.too_large(self.n_leaves + self.n_interior + 1)
+        return _api.output_not_in_graph(w.missing, self._outputs[w.missing])
+
+    cdef void _unmark(self, Walk *w) noexcept:
+        """Put back every mark this capture set (unless _make_slots did): leaves, emitted
+        interior nodes, and after a failure the nodes still on the stack."""
+        cdef Py_ssize_t i
+        if w.unmarked:
+            return
+        for i in range(self.n_leaves):
+            (<Value>self.leaf_refs[i])._mark = UNMARKED
+        for i in range(self.n_interior):
+            (<Value>w.nodes[i])._mark = UNMARKED
+        for i in range(w.depth):
+            (<Value>_frame_node(w.stack[i]))._mark = UNMARKED
 
     cdef int32_t _const_index(self, double k, dict index) except -1:
         """The index of exponent k in consts, added if new (one entry per distinct bit pattern)."""
@@ -723,29 +768,50 @@ cdef class CompiledTape:
                     return False
         return True
 
-    cdef int _find_outputs(self, Visited *seen) except -1:
+    cdef int _find_outputs(self, Walk *w) except -1:
+        """Each output's slot, read from its mark: WALK_OK, or WALK_NO_OUTPUT (Walk.missing)."""
         cdef Py_ssize_t i
-        cdef Entry *e
+        cdef PyObject *out
         _resize(<void **>&self.output_slots, len(self._outputs), sizeof(int32_t))
         self.n_outputs = len(self._outputs)
         for i in range(self.n_outputs):
-            e = _find(seen, <PyObject *>self._outputs[i])
-            if e.key == NULL:
-                raise _api.output_not_in_graph(i, self._outputs[i])
-            self.output_slots[i] = _resolve(<int32_t>e.value, self.n_leaves)
-        return 0
+            out = <PyObject *>self._outputs[i]
+            if not _met(out, w.stamp):
+                w.missing = i
+                return WALK_NO_OUTPUT
+            self.output_slots[i] = _resolve(_position(out), self.n_leaves)
+        return WALK_OK
 
-    cdef int _make_slots(self, double *leaf_data, double *interior_data) except -1:
-        """data = the captured values (leaves, then interior nodes); grad = zeros."""
-        cdef Py_ssize_t n = self.n_leaves + self.n_interior
-        self.data = <double *>malloc(n * sizeof(double))
-        self.grad = <double *>calloc(n, sizeof(double))
-        if self.data == NULL or self.grad == NULL:
+    cdef int _make_slots(self, Walk *w) except -1:
+        """data = the captured values (leaves, then interior nodes); grad = zeros. data takes
+        over the buffer of Walk.nodes (a pointer and a double have the same size), so capture
+        never holds a second copy of the graph's size; each mark is put back on the way."""
+        cdef Py_ssize_t n = self.n_leaves + self.n_interior, i
+        cdef char *buffer
+        cdef PyObject *node
+        cdef double x
+        _resize(<void **>&w.nodes, n, sizeof(double))
+        buffer = <char *>w.nodes
+        # interior nodes move up past the leaves' slots; each slot then trades its node for its
+        # value (memcpy: the buffer is read as pointers and written as doubles)
+        memmove(buffer + self.n_leaves * sizeof(double), buffer, self.n_interior * sizeof(double))
+        for i in range(self.n_leaves, n):
+            memcpy(&node, buffer + i * sizeof(double), sizeof(double))
+            (<Value>node)._mark = UNMARKED
+            x = (<Value>node)._data
+            memcpy(buffer + i * sizeof(double), &x, sizeof(double))
+        for i in range(self.n_leaves):
+            node = self.leaf_refs[i]
+            (<Value>node)._mark = UNMARKED
+            x = (<Value>node)._data
+            memcpy(buffer + i * sizeof(double), &x, sizeof(double))
+        self.data = <double *>buffer
+        w.nodes = NULL
+        w.unmarked = True
+        self.grad = <double *>calloc(max(n, 1), sizeof(double))
+        if self.grad == NULL:
             raise MemoryError("Tape: out of memory capturing the graph")
-        memcpy(self.data, leaf_data, self.n_leaves * sizeof(double))
-        if self.n_interior:
-            memcpy(self.data + self.n_leaves, interior_data, self.n_interior * sizeof(double))
-        # trim the interior arrays to their size
+        # trim the arrays to their size
         _resize(<void **>&self.code, self.n_interior, sizeof(uint8_t))
         _resize(<void **>&self.a, self.n_interior, sizeof(int32_t))
         _resize(<void **>&self.b, self.n_interior, sizeof(int32_t))
