@@ -119,8 +119,10 @@ def test_the_demo_step_is_fused_and_exact(nn, engine):
     tape = Tape(loss, outputs=scores)
     if tape.engine == "cython":
         runs, terms, groups, continued = fusion(tape)
-        n_products = 30 * (2 * 16 + 16 * 16 + 16 + 1) + len(model.parameters())
-        assert terms >= n_products  # every product of a neuron, of the hinge and of l2
+        n_products = 30 * (2 * 16 + 16 * 16 + 16) + len(model.parameters())
+        # nearly every product of a neuron and of l2 (a chain cut by its span limit can leave a
+        # lone product and add, which the pair loop runs)
+        assert terms >= 0.95 * n_products
         assert groups >= 30 * 7  # per sample: layer 1 in 4 groups, layer 2's 15 later neurons in 3
     random.seed(1337)
     twin = nn.MLP(2, [16, 16, 1])
@@ -295,7 +297,9 @@ def test_a_product_or_a_partial_sum_read_twice_is_not_fused_away(engine):
 
     tape = check_replays(engine, build, 4, random.Random(1), special=True)
     if tape.engine == "cython":
-        assert fusion(tape) == (1, 1, 0, 0)  # only s + c*x: p is read twice, s is an output
+        # only s + c*x could be a run (p is read twice, s is an output): one term alone, which
+        # the mul-add pair loop runs as well (with b + p, whose results it stores)
+        assert fusion(tape) == (0, 0, 0, 0) and tape._fused_pairs() == 2
 
 
 def test_a_failing_forward_after_fused_layers_raises_what_eager_raises(nn, engine):
@@ -352,11 +356,12 @@ def test_microgpt_tape_replays_like_eager(engine):
         assert [bits(p.grad) for p in taped.parameters()] == [bits(p.grad) for p in eager.parameters()]
 
 
-@pytest.mark.parametrize("reads_x0, continued", [(False, 1), (True, 0)])
-def test_a_sum_continues_across_nodes_only_if_they_leave_its_grads_alone(engine, reads_x0, continued):
+@pytest.mark.parametrize("reads_x0, fused", [(False, (2, 2, 0, 1)), (True, (0, 0, 0, 0))])
+def test_a_sum_continues_across_nodes_only_if_they_leave_its_grads_alone(engine, reads_x0, fused):
     """b + w0*x0 + w1*x1 where capture records x1's own nodes between the two products: the
     sum replays as one chain unless those nodes add into a slot of the chain (here x0), whose
-    grad would then receive its contributions in another order than eager's."""
+    grad would then receive its contributions in another order than eager's; then each
+    product and its add run in the pair loop."""
     def build(leaves):
         b, w0, x0, w1, y, c = leaves
         x1 = ((x0 if reads_x0 else y) * c).tanh()
@@ -364,4 +369,4 @@ def test_a_sum_continues_across_nodes_only_if_they_leave_its_grads_alone(engine,
 
     tape = check_replays(engine, build, 6, random.Random(5), rounds=8)
     if tape.engine == "cython":
-        assert fusion(tape) == (2, 2, 0, continued)
+        assert fusion(tape) == fused and tape._fused_pairs() == 2

@@ -156,6 +156,7 @@ cdef enum:
     MEMBER = 2      # another run of a group: skipped where it stands
     SHARED_X = 3    # (the role of a group's first lane in group_runs) all runs read one x
     PART = 4        # a run whose sum the next run of its chain continues: skipped where it stands
+    DROPPED = 5     # (during _fuse_dots) a lone one-term run, left to the pair loop
     GROUP_LANES = 4
     MAX_BETWEEN = 64  # nodes between two runs of a group (_can_group reads each of them)
     # The most nodes a chain's runs may span. A chain replays its terms in one place, reading
@@ -169,6 +170,7 @@ ctypedef struct Run:
     int32_t start        # slot of the sum's first operand that is not a product of the run
     uint8_t start_first  # the first add is start + product (else product + start)
     uint8_t role         # STANDALONE, LEADER or MEMBER
+    uint8_t lanes        # (in group_runs, the first lane's copy) how many runs the group has
     int32_t group        # LEADER: the group's index (its lanes: group_runs[GROUP_LANES*group:]);
                          # STANDALONE: the index of the chain it ends
 
@@ -527,15 +529,23 @@ cdef class CompiledTape:
         cdef int32_t *key = NULL
         cdef Py_ssize_t cap = 0, r, j, k
         cdef Py_ssize_t lanes[GROUP_LANES]
+        cdef Py_ssize_t n_lanes
+        cdef bint shared
         try:
             if uses == NULL:
                 raise MemoryError("Tape: out of memory capturing the graph")
             self._count_uses(uses)
+            _resize(<void **>&self.runs, 1, sizeof(Run))
+            j = 0
+            while j + 1 < self.n_interior:  # count the runs first: the array takes its size
+                if self._find_run(uses, j, self.runs):
+                    j += 2 * self.runs[0].n
+                    cap += 1
+                else:
+                    j += 1
+            _resize(<void **>&self.runs, cap, sizeof(Run))
             j = 0
             while j + 1 < self.n_interior:
-                if self.n_runs == cap:
-                    cap = max(64, 2 * cap)
-                    _resize(<void **>&self.runs, cap, sizeof(Run))
                 if self._find_run(uses, j, &self.runs[self.n_runs]):
                     j += 2 * self.runs[self.n_runs].n
                     self.n_runs += 1
@@ -554,17 +564,19 @@ cdef class CompiledTape:
                 raise MemoryError("Tape: out of memory capturing the graph")
             r = 0
             while r < self.n_runs:  # groups never overlap: the next starts after the last lane
-                if self._pick_lanes(r, lanes) and self._can_group(lanes, stamp, key, <int32_t>(r + 1)):
-                    self._add_group(lanes)
-                    if self._shares_x(lanes, stamp, <int32_t>(r + 1)):
-                        self.group_runs[(self.n_groups - 1) * GROUP_LANES].role = SHARED_X
-                    r = lanes[GROUP_LANES - 1]
+                n_lanes = self._pick_lanes(r, lanes)
+                if n_lanes >= 2 and self._can_group(lanes, n_lanes, stamp, key, <int32_t>(r + 1)):
+                    shared = self._shares_x(lanes, n_lanes, stamp, <int32_t>(r + 1))
+                    if shared or n_lanes == GROUP_LANES:  # fewer lanes: the shared kernel only
+                        self._add_group(lanes, n_lanes, shared)
+                        r = lanes[n_lanes - 1]
                 r += 1
             for j in range(n_slots):
                 key[j] = -1
             for r in range(self.n_runs):  # key becomes: slot -> the run that starts from it
                 key[self.runs[r].start] = <int32_t>r
             self._make_chains(uses, stamp, key, <int32_t>(self.n_runs + 1))
+            self._drop_runs()
         finally:
             free(uses)
             free(stamp)
@@ -576,19 +588,15 @@ cdef class CompiledTape:
         """Give each run that is not in a group a chain (see Chain): its own terms, continued
         by the run that takes its sum as start where _continuation allows, and so on. The
         runs of a chain but the last become PART. Marks from `mark` on, one per chain."""
-        cdef Py_ssize_t r, q, last, k, j, terms = 0, n_standalone = 0
+        cdef Py_ssize_t r, q, last, k, j, chain_cap = 0, term_cap = 0
         cdef Py_ssize_t budget = 8 * (self.n_leaves + self.n_interior) + 4096  # linear time
         cdef Chain *chain
         for r in range(self.n_runs):
-            if self.runs[r].role == STANDALONE:
-                terms += self.runs[r].n
-                n_standalone += 1
-        _resize(<void **>&self.chains, n_standalone, sizeof(Chain))
-        _resize(<void **>&self.ta, terms, sizeof(int32_t))
-        _resize(<void **>&self.tb, terms, sizeof(int32_t))
-        for r in range(self.n_runs):
             if self.runs[r].role != STANDALONE or self.runs[r].group != -1:
                 continue  # in a group, or already the end of a chain
+            if self.n_chains == chain_cap:
+                chain_cap = max(64, 2 * chain_cap)
+                _resize(<void **>&self.chains, chain_cap, sizeof(Chain))
             chain = &self.chains[self.n_chains]
             chain.first = <int32_t>self.n_terms
             chain.start = self.runs[r].start
@@ -596,6 +604,10 @@ cdef class CompiledTape:
             stamp[chain.start] = mark
             last = r
             while True:
+                if self.n_terms + self.runs[last].n > term_cap:
+                    term_cap = max(256, 2 * term_cap, self.n_terms + self.runs[last].n)
+                    _resize(<void **>&self.ta, term_cap, sizeof(int32_t))
+                    _resize(<void **>&self.tb, term_cap, sizeof(int32_t))
                 for k in range(self.runs[last].n):  # the terms of run `last`
                     j = self.runs[last].head + 2 * k
                     self.ta[self.n_terms] = self.a[j]
@@ -609,9 +621,31 @@ cdef class CompiledTape:
                 self.runs[last].role = PART
                 last = q
             chain.n = <int32_t>(self.n_terms - chain.first)
+            mark += 1
+            if last == r and chain.n == 1:  # one product and one add: the pair loop does as well
+                self.runs[r].role = DROPPED
+                self.n_terms -= 1
+                continue
             self.runs[last].group = <int32_t>self.n_chains
             self.n_chains += 1
-            mark += 1
+        return 0
+
+    cdef int _drop_runs(self) except -1:
+        """Give the DROPPED runs back to the pair loop (their codes as _mark_pairs left them)
+        and trim the arrays to what remains."""
+        cdef Py_ssize_t r, kept = 0
+        for r in range(self.n_runs):
+            if self.runs[r].role == DROPPED:
+                self.code[self.runs[r].head] = PAIR_MUL
+                self.code[self.runs[r].head + 1] = PAIR_ADD
+            else:
+                self.runs[kept] = self.runs[r]
+                kept += 1
+        self.n_runs = kept
+        _resize(<void **>&self.runs, self.n_runs, sizeof(Run))
+        _resize(<void **>&self.chains, self.n_chains, sizeof(Chain))
+        _resize(<void **>&self.ta, self.n_terms, sizeof(int32_t))
+        _resize(<void **>&self.tb, self.n_terms, sizeof(int32_t))
         return 0
 
     cdef Py_ssize_t _continuation(self, Py_ssize_t r, const uint8_t *uses, const int32_t *stamp,
@@ -636,18 +670,22 @@ cdef class CompiledTape:
                 return -1
         return q
 
-    cdef int _add_group(self, const Py_ssize_t *lanes) except -1:
+    cdef int _add_group(self, const Py_ssize_t *lanes, Py_ssize_t n_lanes, bint shared) except -1:
         """Make lanes[0] the leader of a new group (its lanes copied to group_runs) and the
         other lanes its members."""
         cdef Py_ssize_t l
+        cdef Run *first
         if self.n_groups % 64 == 0:
             _resize(<void **>&self.group_runs, (self.n_groups + 64) * GROUP_LANES, sizeof(Run))
-        for l in range(GROUP_LANES):
+        for l in range(n_lanes):
             self.runs[lanes[l]].role = MEMBER
         self.runs[lanes[0]].role = LEADER
         self.runs[lanes[0]].group = <int32_t>self.n_groups
-        for l in range(GROUP_LANES):
+        for l in range(n_lanes):
             self.group_runs[self.n_groups * GROUP_LANES + l] = self.runs[lanes[l]]
+        first = &self.group_runs[self.n_groups * GROUP_LANES]
+        first.lanes = <uint8_t>n_lanes
+        first.role = SHARED_X if shared else LEADER
         self.n_groups += 1
         return 0
 
@@ -688,22 +726,22 @@ cdef class CompiledTape:
         run.n = <int32_t>n
         return True
 
-    cdef bint _pick_lanes(self, Py_ssize_t r, Py_ssize_t *lanes) noexcept:
-        """lanes = r and the next GROUP_LANES-1 standalone runs of run r's length, close by
-        (at most MAX_BETWEEN nodes between two of them); False if there are not as many."""
+    cdef Py_ssize_t _pick_lanes(self, Py_ssize_t r, Py_ssize_t *lanes) noexcept:
+        """lanes = r and the next standalone runs of run r's length, up to GROUP_LANES, each
+        close to the one before (at most MAX_BETWEEN nodes between them); how many it found."""
         cdef Py_ssize_t l = 1, q = r + 1, n = self.runs[r].n
         lanes[0] = r
         while l < GROUP_LANES and q < self.n_runs:
             if self.runs[q].head - (self.runs[lanes[l - 1]].head + 2 * n) > MAX_BETWEEN:
-                return False
+                break
             if self.runs[q].n == n and self.runs[q].role == STANDALONE:
                 lanes[l] = q
                 l += 1
             q += 1
-        return l == GROUP_LANES
+        return l
 
-    cdef bint _can_group(self, const Py_ssize_t *lanes, int32_t *stamp, int32_t *key,
-                         int32_t mark) noexcept:
+    cdef bint _can_group(self, const Py_ssize_t *lanes, Py_ssize_t n_lanes, int32_t *stamp,
+                         int32_t *key, int32_t mark) noexcept:
         """Whether these runs can replay side by side with eager's bits:
         - every operand is computed before the first run starts (forward runs the group there,
           before the nodes between the runs);
@@ -714,28 +752,28 @@ cdef class CompiledTape:
         cdef Py_ssize_t first = self.n_leaves + self.runs[lanes[0]].head, n = self.runs[lanes[0]].n
         cdef Py_ssize_t l, k, j, q, last
         cdef Run *run
-        for l in range(GROUP_LANES):
+        for l in range(n_lanes):
             run = &self.runs[lanes[l]]
             if run.start >= first or stamp[run.start] == mark:
                 return False
             stamp[run.start] = mark
             key[run.start] = -1
-        for l in range(GROUP_LANES):
+        for l in range(n_lanes):
             for k in range(n):
                 j = self.runs[lanes[l]].head + 2 * k
                 if (not _claim(self.a[j], first, stamp, key, mark, <int32_t>k)
                         or not _claim(self.b[j], first, stamp, key, mark, <int32_t>k)):
                     return False
         j = self.runs[lanes[0]].head + 2 * n
-        last = self.runs[lanes[GROUP_LANES - 1]].head
+        last = self.runs[lanes[n_lanes - 1]].head
         q = lanes[0] + 1
         while j < last:  # the nodes between the runs
             if self.code[j] == DOT_HEAD:  # a run: its products' operands and its start
                 run = &self.runs[q]
                 q += 1
                 j = run.head + 2 * run.n
-                if q - 1 == lanes[1] or q - 1 == lanes[2]:
-                    continue  # a lane of the group
+                if _is_lane(q - 1, lanes, n_lanes):
+                    continue
                 if stamp[run.start] == mark:
                     return False
                 for k in range(run.head, run.head + 2 * run.n, 2):
@@ -749,7 +787,8 @@ cdef class CompiledTape:
             j += 1
         return True
 
-    cdef bint _shares_x(self, const Py_ssize_t *lanes, int32_t *stamp, int32_t mark) noexcept:
+    cdef bint _shares_x(self, const Py_ssize_t *lanes, Py_ssize_t n_lanes, int32_t *stamp,
+                        int32_t mark) noexcept:
         """After _can_group accepted the lanes: whether, at every term index, all the runs'
         products have one second operand x (many neurons over one input), and no first
         operand (a weight) is an x. Then _run_backward_shared may keep the grad of x in a
@@ -758,11 +797,11 @@ cdef class CompiledTape:
         cdef int32_t x
         for k in range(n):
             x = self.b[self.runs[lanes[0]].head + 2 * k]
-            for l in range(1, GROUP_LANES):
+            for l in range(1, n_lanes):
                 if self.b[self.runs[lanes[l]].head + 2 * k] != x:
                     return False
             stamp[x] = -mark
-        for l in range(GROUP_LANES):
+        for l in range(n_lanes):
             for k in range(n):
                 if stamp[self.a[self.runs[lanes[l]].head + 2 * k]] == -mark:
                     return False
@@ -958,7 +997,9 @@ cdef class CompiledTape:
                     data[n_leaves + j + 2 * run.n - 1] = _chain_forward(data, ta, tb, chains + run.group)
                 elif run.role == LEADER:
                     group = self.group_runs + GROUP_LANES * run.group
-                    if group.role == SHARED_X:
+                    if group.lanes != GROUP_LANES:
+                        _run_forward_shared_few(data, a, b, group, n_leaves)
+                    elif group.role == SHARED_X:
                         _run_forward_shared(data, a, b, group, n_leaves)
                     else:
                         _run_forward_group(data, a, b, group, n_leaves)
@@ -1015,7 +1056,9 @@ cdef class CompiledTape:
                     grad[i] = 0.0  # cleared for the next pass
                 elif run.role == LEADER:
                     group = self.group_runs + GROUP_LANES * run.group
-                    if group.role == SHARED_X:
+                    if group.lanes != GROUP_LANES:
+                        _run_backward_shared_few(data, grad, a, b, group, n_leaves)
+                    elif group.role == SHARED_X:
                         _run_backward_shared(data, grad, a, b, group, n_leaves)
                     else:
                         _run_backward_group(data, grad, a, b, group, n_leaves)
@@ -1167,6 +1210,68 @@ cdef inline void _run_backward_shared(const double *data, double *grad, const in
     grad[r[1].start] += t1
     grad[r[0].start] += t0
     _shared_term_backward(data, grad, a, b, j0, j1, j2, j3, g0, g1, g2, g3)
+
+
+cdef inline void _run_forward_shared_few(double *data, const int32_t *a, const int32_t *b,
+                                         const Run *r, Py_ssize_t n_leaves) noexcept nogil:
+    """_run_forward_shared for a group of fewer than GROUP_LANES runs (r[0].lanes of them)."""
+    cdef Py_ssize_t l, k, lanes = r[0].lanes, n = r[0].n
+    cdef Py_ssize_t j[GROUP_LANES]
+    cdef double s[GROUP_LANES]
+    cdef double x = data[b[r[0].head]], m
+    for l in range(lanes):
+        j[l] = r[l].head
+        m = mg_mul(data[a[j[l]]], x)
+        s[l] = mg_add(data[r[l].start], m) if r[l].start_first else mg_add(m, data[r[l].start])
+    for k in range(2, 2 * n, 2):
+        x = data[b[j[0] + k]]
+        for l in range(lanes):
+            s[l] = mg_add(s[l], mg_mul(data[a[j[l] + k]], x))
+    for l in range(lanes):
+        data[n_leaves + j[l] + 2 * n - 1] = s[l]
+
+
+cdef inline void _shared_few_term_backward(const double *data, double *grad, const int32_t *a,
+                                           const int32_t *b, const Py_ssize_t *j, Py_ssize_t k,
+                                           const double *g, Py_ssize_t lanes) noexcept nogil:
+    """_shared_term_backward for fewer lanes: term k (tape offset) of runs lanes-1 down to 0."""
+    cdef Py_ssize_t l
+    cdef int32_t ix = b[j[0] + k], w
+    cdef double x = data[ix], gx = grad[ix]
+    for l in range(lanes - 1, -1, -1):
+        w = a[j[l] + k]
+        grad[w] += x * g[l]
+        gx += data[w] * g[l]
+    grad[ix] = gx
+
+
+cdef inline void _run_backward_shared_few(const double *data, double *grad, const int32_t *a,
+                                          const int32_t *b, const Run *r,
+                                          Py_ssize_t n_leaves) noexcept nogil:
+    """_run_backward_shared for a group of fewer than GROUP_LANES runs (r[0].lanes of them),
+    in the same order: terms n-1 .. 1 (runs from the last down), the starts, the terms 0."""
+    cdef Py_ssize_t l, k, lanes = r[0].lanes, n = r[0].n, top
+    cdef Py_ssize_t j[GROUP_LANES]
+    cdef double g[GROUP_LANES]
+    cdef double t[GROUP_LANES]
+    for l in range(lanes):
+        j[l] = r[l].head
+        top = n_leaves + j[l] + 2 * n - 1
+        t[l] = grad[top]
+        g[l] = 0.0 + t[l]
+        grad[top] = 0.0  # cleared for the next pass (see _run_backward)
+    for k in range(2 * (n - 1), 0, -2):
+        _shared_few_term_backward(data, grad, a, b, j, k, g, lanes)
+    for l in range(lanes - 1, -1, -1):
+        grad[r[l].start] += g[l] if n > 1 else t[l]
+    _shared_few_term_backward(data, grad, a, b, j, 0, g, lanes)
+
+cdef inline bint _is_lane(Py_ssize_t q, const Py_ssize_t *lanes, Py_ssize_t n_lanes) noexcept:
+    cdef Py_ssize_t l
+    for l in range(n_lanes):
+        if lanes[l] == q:
+            return True
+    return False
 
 
 cdef inline bint _claim(int32_t s, Py_ssize_t first, int32_t *stamp, int32_t *key, int32_t mark,
