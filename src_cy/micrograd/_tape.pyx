@@ -14,6 +14,14 @@ when they were built, and cannot be replayed.
 Capture walks the graph with an explicit stack (any depth), noting in each node's visit mark
 that it met the node and where it put it (see CAPTURING), and puts every mark back after:
 linear time, and no memory beyond the tape's own arrays and the stack.
+
+After capture, one pass (``_fuse_dots``) finds the dot products, sums of products such as a
+neuron's ``sum((wi*xi ...), b)``, and replays each as one loop with its running sum in a
+register; where four neurons read one input it runs them side by side. The same operations run
+in the same order as eager mode's, and every grad receives its contributions in eager's order,
+so the bits do not change (tests/test_tape_fusion.py). The arrays those loops read (runs,
+chains, their terms' slots: ``_fused_nbytes()``, about 4 bytes per node on the demo) are not
+counted in ``nbytes``, which reports the layout both tapes share.
 """
 cimport cython
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
@@ -37,6 +45,10 @@ cdef enum:
     # register (see _run_forward). Never shown: _structure() reports them as MUL and ADD.
     PAIR_MUL = 200
     PAIR_ADD = 201
+    # The first and last node of a dot product run (see _fuse_dots): forward runs the whole run
+    # at its head, backward at its tail. Never shown: _structure() reports them as MUL and ADD.
+    DOT_HEAD = 202
+    DOT_TAIL = 203
 
 if <int>MG_N_OPS > <int>PAIR_MUL:
     raise ImportError("micrograd._tape: op codes now reach PAIR_MUL; move the pair codes up")
@@ -128,6 +140,152 @@ cdef inline int32_t _resolve(int32_t position, Py_ssize_t n_leaves) noexcept:
     return <int32_t>(-1 - position) if position < 0 else <int32_t>(n_leaves + position)
 
 
+# ---------------------------------------------------------------------------------------------
+# Dot products: runs of the tape that eager mode builds as sum(w*x, start), for instance
+#   ((b + w0*x0) + w1*x1) + w2*x2   (Karpathy's Neuron: sum((wi*xi ...), self.b))
+# laid out by capture as  mul, add, mul, add, ...  (each product right before the add that takes
+# it). A run is kept when every product and every partial sum but the last has no other reader
+# (no other node, not an output): replay then keeps the running sum in a register and stores
+# only the last sum, and backward, which needs no add's value and no product's, adds each
+# term's contributions straight into its operands' grads. The operations and their order are
+# eager mode's, so are the bits.
+
+cdef enum:
+    STANDALONE = 0  # replayed alone
+    LEADER = 1      # the first run of a group: replays its group's runs together
+    MEMBER = 2      # another run of a group: skipped where it stands
+    SHARED_X = 3    # (the role of a group's first lane in group_runs) all runs read one x
+    PART = 4        # a run whose sum the next run of its chain continues: skipped where it stands
+    DROPPED = 5     # (during _fuse_dots) a lone one-term run, left to the pair loop
+    GROUP_LANES = 4
+    MAX_BETWEEN = 64  # nodes between two runs of a group (_can_group reads each of them)
+    # The most nodes a chain's runs may span. A chain replays its terms in one place, reading
+    # (and, backward, writing) slots spread over its span: within a few thousand nodes they
+    # are still in cache; beyond, the misses cost more than the dispatch the chain saves.
+    MAX_CHAIN_SPAN = 512
+
+ctypedef struct Run:
+    int32_t head         # tape index of the first product (the run's last add is head + 2n - 1)
+    int32_t n            # terms (products)
+    int32_t start        # slot of the sum's first operand that is not a product of the run
+    uint8_t start_first  # the first add is start + product (else product + start)
+    uint8_t role         # STANDALONE, LEADER or MEMBER
+    uint8_t lanes        # (in group_runs, the first lane's copy) how many runs the group has
+    int32_t group        # LEADER: the group's index (its lanes: group_runs[GROUP_LANES*group:]);
+                         # STANDALONE: the index of the chain it ends
+
+
+ctypedef struct Chain:
+    # A sum of products replayed by one loop where its last run stands: one run, or runs of
+    # which each continues the sum of the one before, with other nodes between them (the
+    # first neuron of a layer, whose inputs capture records between its products).
+    int32_t first        # its terms' operands: ta[first:first+n], tb[first:first+n]
+    int32_t n
+    int32_t start        # the first run's start
+    uint8_t start_first
+
+
+cdef inline double _chain_forward(const double *data, const int32_t *ta, const int32_t *tb,
+                                  const Chain *c) noexcept nogil:
+    """The chain's sum, as eager mode adds it (products in their operand order)."""
+    cdef Py_ssize_t t = c.first, end = c.first + c.n
+    cdef double m = mg_mul(data[ta[t]], data[tb[t]])
+    cdef double acc = mg_add(data[c.start], m) if c.start_first else mg_add(m, data[c.start])
+    t += 1
+    while t < end:
+        acc = mg_add(acc, mg_mul(data[ta[t]], data[tb[t]]))
+        t += 1
+    return acc
+
+
+cdef inline void _run_forward_group(double *data, const int32_t *a, const int32_t *b,
+                                    const Run *r, Py_ssize_t n_leaves) noexcept nogil:
+    """GROUP_LANES runs of equal length side by side: four independent running sums, each
+    adding its own terms in its own order (so each is bit for bit the one-run loop's)."""
+    cdef Py_ssize_t j0 = r[0].head, j1 = r[1].head, j2 = r[2].head, j3 = r[3].head
+    cdef Py_ssize_t k, n = r[0].n
+    cdef double s0 = mg_mul(data[a[j0]], data[b[j0]])
+    cdef double s1 = mg_mul(data[a[j1]], data[b[j1]])
+    cdef double s2 = mg_mul(data[a[j2]], data[b[j2]])
+    cdef double s3 = mg_mul(data[a[j3]], data[b[j3]])
+    s0 = mg_add(data[r[0].start], s0) if r[0].start_first else mg_add(s0, data[r[0].start])
+    s1 = mg_add(data[r[1].start], s1) if r[1].start_first else mg_add(s1, data[r[1].start])
+    s2 = mg_add(data[r[2].start], s2) if r[2].start_first else mg_add(s2, data[r[2].start])
+    s3 = mg_add(data[r[3].start], s3) if r[3].start_first else mg_add(s3, data[r[3].start])
+    for k in range(1, n):
+        s0 = mg_add(s0, mg_mul(data[a[j0 + 2 * k]], data[b[j0 + 2 * k]]))
+        s1 = mg_add(s1, mg_mul(data[a[j1 + 2 * k]], data[b[j1 + 2 * k]]))
+        s2 = mg_add(s2, mg_mul(data[a[j2 + 2 * k]], data[b[j2 + 2 * k]]))
+        s3 = mg_add(s3, mg_mul(data[a[j3 + 2 * k]], data[b[j3 + 2 * k]]))
+    data[n_leaves + j0 + 2 * n - 1] = s0
+    data[n_leaves + j1 + 2 * n - 1] = s1
+    data[n_leaves + j2 + 2 * n - 1] = s2
+    data[n_leaves + j3 + 2 * n - 1] = s3
+
+
+cdef inline void _term_backward(const double *data, double *grad, const int32_t *a,
+                                const int32_t *b, Py_ssize_t j, double g) noexcept nogil:
+    """A product's backward (mg_backward's mul): grad[a] += b * g, then grad[b] += a * g."""
+    cdef int32_t ia = a[j], ib = b[j]
+    grad[ia] += data[ib] * g
+    grad[ib] += data[ia] * g
+
+
+cdef inline void _chain_backward(const double *data, double *grad, const int32_t *ta,
+                                 const int32_t *tb, const Chain *c, double top) noexcept nogil:
+    """The chain's backward in eager's order, top being its last sum's grad: terms n-1 .. 1,
+    the start, term 0. Every partial sum and product gets top plus the 0.0 its grad started
+    from (0.0 + top, which differs from top only for -0.0), as eager mode's adds pass it down;
+    the start gets what the first add got. Each term is mg_backward's mul: grad[a] += b * g,
+    then grad[b] += a * g."""
+    cdef Py_ssize_t t = c.first + c.n - 1
+    cdef double g = 0.0 + top
+    cdef int32_t ia, ib
+    while t > c.first:
+        ia = ta[t]
+        ib = tb[t]
+        grad[ia] += data[ib] * g
+        grad[ib] += data[ia] * g
+        t -= 1
+    grad[c.start] += g if c.n > 1 else top
+    ia = ta[t]
+    ib = tb[t]
+    grad[ia] += data[ib] * g
+    grad[ib] += data[ia] * g
+
+
+cdef inline void _run_backward_group(const double *data, double *grad, const int32_t *a,
+                                     const int32_t *b, const Run *r, Py_ssize_t n_leaves) noexcept nogil:
+    """A group's backward: term k of runs 3, 2, 1, 0 (eager meets the later run first), k from
+    n-1 down; then the starts; then the terms 0. _fuse_dots groups runs only where a slot
+    receives contributions from one term index (or one start) alone, so each grad receives
+    its contributions in eager's order."""
+    cdef Py_ssize_t k, n = r[0].n, l
+    cdef Py_ssize_t j0 = r[0].head, j1 = r[1].head, j2 = r[2].head, j3 = r[3].head
+    cdef double t0 = grad[n_leaves + j0 + 2 * n - 1], t1 = grad[n_leaves + j1 + 2 * n - 1]
+    cdef double t2 = grad[n_leaves + j2 + 2 * n - 1], t3 = grad[n_leaves + j3 + 2 * n - 1]
+    cdef double g0 = 0.0 + t0, g1 = 0.0 + t1, g2 = 0.0 + t2, g3 = 0.0 + t3
+    grad[n_leaves + j0 + 2 * n - 1] = 0.0  # cleared for the next pass (see _run_backward)
+    grad[n_leaves + j1 + 2 * n - 1] = 0.0
+    grad[n_leaves + j2 + 2 * n - 1] = 0.0
+    grad[n_leaves + j3 + 2 * n - 1] = 0.0
+    for k in range(n - 1, 0, -1):
+        _term_backward(data, grad, a, b, j3 + 2 * k, g3)
+        _term_backward(data, grad, a, b, j2 + 2 * k, g2)
+        _term_backward(data, grad, a, b, j1 + 2 * k, g1)
+        _term_backward(data, grad, a, b, j0 + 2 * k, g0)
+    if n > 1:
+        t0, t1, t2, t3 = g0, g1, g2, g3
+    grad[r[3].start] += t3
+    grad[r[2].start] += t2
+    grad[r[1].start] += t1
+    grad[r[0].start] += t0
+    _term_backward(data, grad, a, b, j3, g3)
+    _term_backward(data, grad, a, b, j2, g2)
+    _term_backward(data, grad, a, b, j1, g1)
+    _term_backward(data, grad, a, b, j0, g0)
+
+
 @cython.final
 cdef class CompiledTape:
     """The tape of the compiled engine (see micrograd.tape.Tape for the API)."""
@@ -141,6 +299,13 @@ cdef class CompiledTape:
     cdef double *consts         # n_consts distinct constant exponents
     cdef PyObject **leaf_refs   # n_leaves owned references
     cdef int32_t *output_slots  # n_outputs
+    cdef Run *runs              # n_runs dot products, in tape order (see _fuse_dots)
+    cdef Run *group_runs        # GROUP_LANES runs per group, the leader first
+    cdef Chain *chains          # n_chains, one per run replayed alone (STANDALONE)
+    cdef int32_t *ta            # the chains' terms' operand slots, n_terms each
+    cdef int32_t *tb
+    cdef Py_ssize_t n_chains, n_terms
+    cdef Py_ssize_t n_runs, n_groups
     cdef Value _root
     cdef tuple _outputs
     cdef bint captured          # __init__ finished: every array matches its count
@@ -153,6 +318,7 @@ cdef class CompiledTape:
         self._outputs = _api.check_outputs(outputs, Value)
         self._root = root
         self._capture(root)
+        self._fuse_dots()
         self.captured = True  # only now may the arrays be read (a failed capture leaves gaps)
         self.complete = True  # a fresh tape holds the captured graph's values
 
@@ -169,6 +335,11 @@ cdef class CompiledTape:
         free(self.b)
         free(self.consts)
         free(self.output_slots)
+        free(self.runs)
+        free(self.group_runs)
+        free(self.chains)
+        free(self.ta)
+        free(self.tb)
 
     # -- capture -------------------------------------------------------------------------------
     cdef int _capture(self, Value root) except -1:
@@ -348,6 +519,294 @@ cdef class CompiledTape:
             else:
                 j += 1
 
+    # -- dot products (after capture: a pass over the recorded arrays) -------------------------
+    cdef int _fuse_dots(self) except -1:
+        """Find the dot product runs (see Run), mark their first and last nodes, and group runs
+        of equal length that _can_group accepts, GROUP_LANES at a time."""
+        cdef Py_ssize_t n_slots = self.n_leaves + self.n_interior
+        cdef uint8_t *uses = <uint8_t *>calloc(max(n_slots, 1), sizeof(uint8_t))
+        cdef int32_t *stamp = NULL
+        cdef int32_t *key = NULL
+        cdef Py_ssize_t cap = 0, r, j, k
+        cdef Py_ssize_t lanes[GROUP_LANES]
+        cdef Py_ssize_t n_lanes
+        cdef bint shared
+        try:
+            if uses == NULL:
+                raise MemoryError("Tape: out of memory capturing the graph")
+            self._count_uses(uses)
+            _resize(<void **>&self.runs, 1, sizeof(Run))
+            j = 0
+            while j + 1 < self.n_interior:  # count the runs first: the array takes its size
+                if self._find_run(uses, j, self.runs):
+                    j += 2 * self.runs[0].n
+                    cap += 1
+                else:
+                    j += 1
+            _resize(<void **>&self.runs, cap, sizeof(Run))
+            j = 0
+            while j + 1 < self.n_interior:
+                if self._find_run(uses, j, &self.runs[self.n_runs]):
+                    j += 2 * self.runs[self.n_runs].n
+                    self.n_runs += 1
+                else:
+                    j += 1
+            for r in range(self.n_runs):  # the run's nodes: plain codes inside, marks at the ends
+                j = self.runs[r].head
+                for k in range(j, j + 2 * self.runs[r].n, 2):
+                    self.code[k] = MG_MUL
+                    self.code[k + 1] = MG_ADD
+                self.code[j] = DOT_HEAD
+                self.code[j + 2 * self.runs[r].n - 1] = DOT_TAIL
+            stamp = <int32_t *>calloc(max(n_slots, 1), sizeof(int32_t))
+            key = <int32_t *>malloc(max(n_slots, 1) * sizeof(int32_t))
+            if stamp == NULL or key == NULL:
+                raise MemoryError("Tape: out of memory capturing the graph")
+            r = 0
+            while r < self.n_runs:  # groups never overlap: the next starts after the last lane
+                n_lanes = self._pick_lanes(r, lanes)
+                if n_lanes >= 2 and self._can_group(lanes, n_lanes, stamp, key, <int32_t>(r + 1)):
+                    shared = self._shares_x(lanes, n_lanes, stamp, <int32_t>(r + 1))
+                    if shared or n_lanes == GROUP_LANES:  # fewer lanes: the shared kernel only
+                        self._add_group(lanes, n_lanes, shared)
+                        r = lanes[n_lanes - 1]
+                r += 1
+            for j in range(n_slots):
+                key[j] = -1
+            for r in range(self.n_runs):  # key becomes: slot -> the run that starts from it
+                key[self.runs[r].start] = <int32_t>r
+            self._make_chains(uses, stamp, key, <int32_t>(self.n_runs + 1))
+            self._drop_runs()
+        finally:
+            free(uses)
+            free(stamp)
+            free(key)
+        return 0
+
+    cdef int _make_chains(self, const uint8_t *uses, int32_t *stamp, const int32_t *run_from,
+                          int32_t mark) except -1:
+        """Give each run that is not in a group a chain (see Chain): its own terms, continued
+        by the run that takes its sum as start where _continuation allows, and so on. The
+        runs of a chain but the last become PART. Marks from `mark` on, one per chain."""
+        cdef Py_ssize_t r, q, last, k, j, chain_cap = 0, term_cap = 0
+        cdef Py_ssize_t budget = 8 * (self.n_leaves + self.n_interior) + 4096  # linear time
+        cdef Chain *chain
+        for r in range(self.n_runs):
+            if self.runs[r].role != STANDALONE or self.runs[r].group != -1:
+                continue  # in a group, or already the end of a chain
+            if self.n_chains == chain_cap:
+                chain_cap = max(64, 2 * chain_cap)
+                _resize(<void **>&self.chains, chain_cap, sizeof(Chain))
+            chain = &self.chains[self.n_chains]
+            chain.first = <int32_t>self.n_terms
+            chain.start = self.runs[r].start
+            chain.start_first = self.runs[r].start_first
+            stamp[chain.start] = mark
+            last = r
+            while True:
+                if self.n_terms + self.runs[last].n > term_cap:
+                    term_cap = max(256, 2 * term_cap, self.n_terms + self.runs[last].n)
+                    _resize(<void **>&self.ta, term_cap, sizeof(int32_t))
+                    _resize(<void **>&self.tb, term_cap, sizeof(int32_t))
+                for k in range(self.runs[last].n):  # the terms of run `last`
+                    j = self.runs[last].head + 2 * k
+                    self.ta[self.n_terms] = self.a[j]
+                    self.tb[self.n_terms] = self.b[j]
+                    stamp[self.a[j]] = mark
+                    stamp[self.b[j]] = mark
+                    self.n_terms += 1
+                q = self._continuation(last, uses, stamp, run_from, mark, &budget)
+                if q < 0 or self.runs[q].head + 2 * self.runs[q].n - self.runs[r].head > MAX_CHAIN_SPAN:
+                    break
+                self.runs[last].role = PART
+                last = q
+            chain.n = <int32_t>(self.n_terms - chain.first)
+            mark += 1
+            if last == r and chain.n == 1:  # one product and one add: the pair loop does as well
+                self.runs[r].role = DROPPED
+                self.n_terms -= 1
+                continue
+            self.runs[last].group = <int32_t>self.n_chains
+            self.n_chains += 1
+        return 0
+
+    cdef int _drop_runs(self) except -1:
+        """Give the DROPPED runs back to the pair loop (their codes as _mark_pairs left them)
+        and trim the arrays to what remains."""
+        cdef Py_ssize_t r, kept = 0
+        for r in range(self.n_runs):
+            if self.runs[r].role == DROPPED:
+                self.code[self.runs[r].head] = PAIR_MUL
+                self.code[self.runs[r].head + 1] = PAIR_ADD
+            else:
+                self.runs[kept] = self.runs[r]
+                kept += 1
+        self.n_runs = kept
+        _resize(<void **>&self.runs, self.n_runs, sizeof(Run))
+        _resize(<void **>&self.chains, self.n_chains, sizeof(Chain))
+        _resize(<void **>&self.ta, self.n_terms, sizeof(int32_t))
+        _resize(<void **>&self.tb, self.n_terms, sizeof(int32_t))
+        return 0
+
+    cdef Py_ssize_t _continuation(self, Py_ssize_t r, const uint8_t *uses, const int32_t *stamp,
+                                  const int32_t *run_from, int32_t mark,
+                                  Py_ssize_t *budget) noexcept:
+        """The run that continues run r's chain (marked `mark` in stamp), or -1. It must take
+        r's sum, read by nothing else, as its start, on the left (acc + product); and the nodes
+        between them must add into none of the chain's slots: the chain replays forward where
+        its last run stands (after those nodes) and backward there too (before them), so only
+        their order against the chain's contributions changes, and this keeps it harmless."""
+        cdef Py_ssize_t tail = self.runs[r].head + 2 * self.runs[r].n - 1, q, j
+        cdef int32_t top = <int32_t>(self.n_leaves + tail)
+        q = run_from[top]
+        if (uses[top] != 1 or q <= r or self.runs[q].role != STANDALONE
+                or self.runs[q].group != -1 or not self.runs[q].start_first):
+            return -1
+        for j in range(tail + 1, self.runs[q].head):
+            budget[0] -= 1
+            if budget[0] < 0 or stamp[self.a[j]] == mark:
+                return -1
+            if mg_arity(_op_of(self.code[j])) == 2 and stamp[self.b[j]] == mark:
+                return -1
+        return q
+
+    cdef int _add_group(self, const Py_ssize_t *lanes, Py_ssize_t n_lanes, bint shared) except -1:
+        """Make lanes[0] the leader of a new group (its lanes copied to group_runs) and the
+        other lanes its members."""
+        cdef Py_ssize_t l
+        cdef Run *first
+        if self.n_groups % 64 == 0:
+            _resize(<void **>&self.group_runs, (self.n_groups + 64) * GROUP_LANES, sizeof(Run))
+        for l in range(n_lanes):
+            self.runs[lanes[l]].role = MEMBER
+        self.runs[lanes[0]].role = LEADER
+        self.runs[lanes[0]].group = <int32_t>self.n_groups
+        for l in range(n_lanes):
+            self.group_runs[self.n_groups * GROUP_LANES + l] = self.runs[lanes[l]]
+        first = &self.group_runs[self.n_groups * GROUP_LANES]
+        first.lanes = <uint8_t>n_lanes
+        first.role = SHARED_X if shared else LEADER
+        self.n_groups += 1
+        return 0
+
+    cdef void _count_uses(self, uint8_t *uses) noexcept:
+        """How many times each slot is read (by a node or as an output), saturating at 255."""
+        cdef Py_ssize_t j, s
+        cdef uint8_t c
+        for j in range(self.n_interior):
+            c = _op_of(self.code[j])
+            uses[self.a[j]] = min(uses[self.a[j]] + 1, 255)
+            if mg_arity(c) == 2:
+                uses[self.b[j]] = min(uses[self.b[j]] + 1, 255)
+        for j in range(self.n_outputs):
+            s = self.output_slots[j]
+            uses[s] = min(uses[s] + 1, 255)
+
+    cdef bint _find_run(self, const uint8_t *uses, Py_ssize_t j, Run *run) noexcept:
+        """Whether a run starts at tape index j (a product read once, by the add after it); if
+        so, fill run in with it, as long as it goes."""
+        cdef int32_t m = <int32_t>(self.n_leaves + j), add_a = self.a[j + 1], add_b = self.b[j + 1]
+        cdef Py_ssize_t n = 1, k
+        if (_op_of(self.code[j]) != MG_MUL or _op_of(self.code[j + 1]) != MG_ADD or uses[m] != 1
+                or (add_a != m and add_b != m)):
+            return False
+        run.head = <int32_t>j
+        run.start_first = add_a != m
+        run.start = add_a if add_a != m else add_b
+        run.role = STANDALONE
+        run.group = -1
+        k = j + 2
+        while (k + 1 < self.n_interior and _op_of(self.code[k]) == MG_MUL
+               and _op_of(self.code[k + 1]) == MG_ADD
+               and uses[self.n_leaves + k] == 1 and uses[self.n_leaves + k - 1] == 1
+               and self.a[k + 1] == self.n_leaves + k - 1 and self.b[k + 1] == self.n_leaves + k
+               and n < 2**30):
+            n += 1
+            k += 2
+        run.n = <int32_t>n
+        return True
+
+    cdef Py_ssize_t _pick_lanes(self, Py_ssize_t r, Py_ssize_t *lanes) noexcept:
+        """lanes = r and the next standalone runs of run r's length, up to GROUP_LANES, each
+        close to the one before (at most MAX_BETWEEN nodes between them); how many it found."""
+        cdef Py_ssize_t l = 1, q = r + 1, n = self.runs[r].n
+        lanes[0] = r
+        while l < GROUP_LANES and q < self.n_runs:
+            if self.runs[q].head - (self.runs[lanes[l - 1]].head + 2 * n) > MAX_BETWEEN:
+                break
+            if self.runs[q].n == n and self.runs[q].role == STANDALONE:
+                lanes[l] = q
+                l += 1
+            q += 1
+        return l
+
+    cdef bint _can_group(self, const Py_ssize_t *lanes, Py_ssize_t n_lanes, int32_t *stamp,
+                         int32_t *key, int32_t mark) noexcept:
+        """Whether these runs can replay side by side with eager's bits:
+        - every operand is computed before the first run starts (forward runs the group there,
+          before the nodes between the runs);
+        - each slot they add grads into is met at one term index only (or is one run's start),
+          so the group's loop gives it its contributions in eager's order;
+        - the nodes between the runs add into none of those slots (backward runs the group at
+          the first run, after those nodes have run)."""
+        cdef Py_ssize_t first = self.n_leaves + self.runs[lanes[0]].head, n = self.runs[lanes[0]].n
+        cdef Py_ssize_t l, k, j, q, last
+        cdef Run *run
+        for l in range(n_lanes):
+            run = &self.runs[lanes[l]]
+            if run.start >= first or stamp[run.start] == mark:
+                return False
+            stamp[run.start] = mark
+            key[run.start] = -1
+        for l in range(n_lanes):
+            for k in range(n):
+                j = self.runs[lanes[l]].head + 2 * k
+                if (not _claim(self.a[j], first, stamp, key, mark, <int32_t>k)
+                        or not _claim(self.b[j], first, stamp, key, mark, <int32_t>k)):
+                    return False
+        j = self.runs[lanes[0]].head + 2 * n
+        last = self.runs[lanes[n_lanes - 1]].head
+        q = lanes[0] + 1
+        while j < last:  # the nodes between the runs
+            if self.code[j] == DOT_HEAD:  # a run: its products' operands and its start
+                run = &self.runs[q]
+                q += 1
+                j = run.head + 2 * run.n
+                if _is_lane(q - 1, lanes, n_lanes):
+                    continue
+                if stamp[run.start] == mark:
+                    return False
+                for k in range(run.head, run.head + 2 * run.n, 2):
+                    if stamp[self.a[k]] == mark or stamp[self.b[k]] == mark:
+                        return False
+                continue
+            if stamp[self.a[j]] == mark:
+                return False
+            if mg_arity(_op_of(self.code[j])) == 2 and stamp[self.b[j]] == mark:
+                return False
+            j += 1
+        return True
+
+    cdef bint _shares_x(self, const Py_ssize_t *lanes, Py_ssize_t n_lanes, int32_t *stamp,
+                        int32_t mark) noexcept:
+        """After _can_group accepted the lanes: whether, at every term index, all the runs'
+        products have one second operand x (many neurons over one input), and no first
+        operand (a weight) is an x. Then _run_backward_shared may keep the grad of x in a
+        register across the runs: nothing else writes it meanwhile."""
+        cdef Py_ssize_t l, k, n = self.runs[lanes[0]].n
+        cdef int32_t x
+        for k in range(n):
+            x = self.b[self.runs[lanes[0]].head + 2 * k]
+            for l in range(1, n_lanes):
+                if self.b[self.runs[lanes[l]].head + 2 * k] != x:
+                    return False
+            stamp[x] = -mark
+        for l in range(n_lanes):
+            for k in range(n):
+                if stamp[self.a[self.runs[lanes[l]].head + 2 * k]] == -mark:
+                    return False
+        return True
+
     cdef int _find_outputs(self, Walk *w) except -1:
         """Each output's slot, read from its mark: WALK_OK, or WALK_NO_OUTPUT (Walk.missing)."""
         cdef Py_ssize_t i
@@ -481,10 +940,27 @@ cdef class CompiledTape:
         return 0
 
     def _fused_pairs(self):
-        """How many mul-add pairs replay runs as one step (for tests of that path)."""
+        """How many mul-add pairs replay runs as one step, in pairs or in dot products (for
+        tests of those paths)."""
         cdef Py_ssize_t j
         self._check_captured("_fused_pairs")
-        return sum([1 for j in range(self.n_interior) if self.code[j] == PAIR_MUL])
+        return (sum([1 for j in range(self.n_interior) if self.code[j] == PAIR_MUL])
+                + sum([self.runs[j].n for j in range(self.n_runs)]))
+
+    def _fused_dots(self):
+        """(dot product runs, their terms, groups of GROUP_LANES runs replayed side by side,
+        runs continued by a later run of their chain): for tests of those paths."""
+        cdef Py_ssize_t j
+        self._check_captured("_fused_dots")
+        return (self.n_runs, sum([self.runs[j].n for j in range(self.n_runs)]), self.n_groups,
+                sum([1 for j in range(self.n_runs) if self.runs[j].role == PART]))
+
+    def _fused_nbytes(self):
+        """Bytes of the arrays the dot product loops read (runs, groups, chains, their terms),
+        beside the shared layout that nbytes counts."""
+        self._check_captured("_fused_nbytes")
+        return ((self.n_runs + GROUP_LANES * self.n_groups) * sizeof(Run)
+                + self.n_chains * sizeof(Chain) + 2 * self.n_terms * sizeof(int32_t))
 
     def _structure(self):
         """(codes, a, b, consts, output slots, leaf count) as lists: for tests comparing engines."""
@@ -507,10 +983,29 @@ cdef class CompiledTape:
         cdef const int32_t *b = self.b
         cdef const double *consts = self.consts
         cdef Py_ssize_t n_leaves = self.n_leaves, n = self.n_interior, j = 0
+        cdef const Run *run = self.runs
+        cdef const Run *group
+        cdef const Chain *chains = self.chains
+        cdef const int32_t *ta = self.ta
+        cdef const int32_t *tb = self.tb
         cdef double y, r
         cdef uint8_t c
         while j < n:
             c = code[j]
+            if c == DOT_HEAD:
+                if run.role == STANDALONE:
+                    data[n_leaves + j + 2 * run.n - 1] = _chain_forward(data, ta, tb, chains + run.group)
+                elif run.role == LEADER:
+                    group = self.group_runs + GROUP_LANES * run.group
+                    if group.lanes != GROUP_LANES:
+                        _run_forward_shared_few(data, a, b, group, n_leaves)
+                    elif group.role == SHARED_X:
+                        _run_forward_shared(data, a, b, group, n_leaves)
+                    else:
+                        _run_forward_group(data, a, b, group, n_leaves)
+                j += 2 * run.n  # a MEMBER runs with its group's leader, a PART with its chain's end
+                run += 1
+                continue
             if c == PAIR_MUL:
                 j = _forward_pairs(data, a, b, code, n_leaves, n, j)
                 continue
@@ -539,14 +1034,38 @@ cdef class CompiledTape:
         cdef const int32_t *b = self.b
         cdef const double *consts = self.consts
         cdef Py_ssize_t n_leaves = self.n_leaves, j = self.n_interior - 1, i
+        cdef const Run *run = self.runs + self.n_runs - 1
+        cdef const Run *group
+        cdef const Chain *chains = self.chains
+        cdef const int32_t *ta = self.ta
+        cdef const int32_t *tb = self.tb
         cdef double y
         cdef double *gb
         cdef int32_t ib
         cdef uint8_t c
-        memset(grad + n_leaves, 0, self.n_interior * sizeof(double))
+        # Interior grads are all 0 here (calloc, then every pass clears what it wrote): each node
+        # clears its slot once its rule has read it, which touches only the slots in use, where
+        # a memset would sweep the whole array (most of it the runs' unused products and sums).
         grad[n_leaves + self.n_interior - 1] = 1.0
         while j >= 0:
             c = code[j]
+            if c == DOT_TAIL:
+                if run.role == STANDALONE:
+                    i = n_leaves + j  # the chain's last sum
+                    _chain_backward(data, grad, ta, tb, chains + run.group, grad[i])
+                    grad[i] = 0.0  # cleared for the next pass
+                elif run.role == LEADER:
+                    group = self.group_runs + GROUP_LANES * run.group
+                    if group.lanes != GROUP_LANES:
+                        _run_backward_shared_few(data, grad, a, b, group, n_leaves)
+                    elif group.role == SHARED_X:
+                        _run_backward_shared(data, grad, a, b, group, n_leaves)
+                    else:
+                        _run_backward_group(data, grad, a, b, group, n_leaves)
+                j -= 2 * run.n  # a MEMBER runs with its group's leader (the lowest of its runs),
+                # a PART with its chain's end (the highest)
+                run -= 1
+                continue
             if c == PAIR_ADD:
                 j = _backward_pairs(data, grad, a, b, code, n_leaves, j)
                 continue
@@ -559,7 +1078,9 @@ cdef class CompiledTape:
                 y = data[ib]
                 gb = &grad[ib]
             if mg_backward(c, data[a[j]], y, data[i], grad[i], &grad[a[j]], gb) != MG_OK:
+                memset(grad + n_leaves, 0, self.n_interior * sizeof(double))
                 return i
+            grad[i] = 0.0
             j -= 1
         return NO_ERROR
 
@@ -606,6 +1127,7 @@ cdef inline Py_ssize_t _backward_pairs(const double *data, double *grad, const i
     while True:
         add_slot = n_leaves + j
         g = held_grad if add_slot == held else grad[add_slot]
+        grad[add_slot] = 0.0
         ia = a[j]
         ib = b[j]
         wa = a[j - 1]
@@ -614,6 +1136,7 @@ cdef inline Py_ssize_t _backward_pairs(const double *data, double *grad, const i
         grad[ia] = held_grad
         grad[ib] += g
         gm = grad[add_slot - 1]  # the mul
+        grad[add_slot - 1] = 0.0
         grad[wa] += data[wb] * gm
         grad[wb] += data[wa] * gm
         # grad[ia] stays valid in the register unless a later add of this pair wrote it
@@ -623,9 +1146,151 @@ cdef inline Py_ssize_t _backward_pairs(const double *data, double *grad, const i
             return j
 
 
+cdef inline void _run_forward_shared(double *data, const int32_t *a, const int32_t *b,
+                                     const Run *r, Py_ssize_t n_leaves) noexcept nogil:
+    """_run_forward_group where every run reads the same x at each term (see _shares_x)."""
+    cdef Py_ssize_t j0 = r[0].head, j1 = r[1].head, j2 = r[2].head, j3 = r[3].head
+    cdef Py_ssize_t k, n = r[0].n
+    cdef double x = data[b[j0]]
+    cdef double s0 = mg_mul(data[a[j0]], x), s1 = mg_mul(data[a[j1]], x)
+    cdef double s2 = mg_mul(data[a[j2]], x), s3 = mg_mul(data[a[j3]], x)
+    s0 = mg_add(data[r[0].start], s0) if r[0].start_first else mg_add(s0, data[r[0].start])
+    s1 = mg_add(data[r[1].start], s1) if r[1].start_first else mg_add(s1, data[r[1].start])
+    s2 = mg_add(data[r[2].start], s2) if r[2].start_first else mg_add(s2, data[r[2].start])
+    s3 = mg_add(data[r[3].start], s3) if r[3].start_first else mg_add(s3, data[r[3].start])
+    for k in range(2, 2 * n, 2):
+        x = data[b[j0 + k]]
+        s0 = mg_add(s0, mg_mul(data[a[j0 + k]], x))
+        s1 = mg_add(s1, mg_mul(data[a[j1 + k]], x))
+        s2 = mg_add(s2, mg_mul(data[a[j2 + k]], x))
+        s3 = mg_add(s3, mg_mul(data[a[j3 + k]], x))
+    data[n_leaves + j0 + 2 * n - 1] = s0
+    data[n_leaves + j1 + 2 * n - 1] = s1
+    data[n_leaves + j2 + 2 * n - 1] = s2
+    data[n_leaves + j3 + 2 * n - 1] = s3
+
+
+cdef inline void _shared_term_backward(const double *data, double *grad, const int32_t *a,
+                                       const int32_t *b, Py_ssize_t j0, Py_ssize_t j1,
+                                       Py_ssize_t j2, Py_ssize_t j3, double g0, double g1,
+                                       double g2, double g3) noexcept nogil:
+    """One term of the four runs, runs 3 down to 0, each as mg_backward's mul (grad[w] += x*g,
+    then grad[x] += w*g), the grad of the shared x carried in a register."""
+    cdef int32_t ix = b[j0], w0 = a[j0], w1 = a[j1], w2 = a[j2], w3 = a[j3]
+    cdef double x = data[ix], gx = grad[ix]
+    grad[w3] += x * g3
+    gx += data[w3] * g3
+    grad[w2] += x * g2
+    gx += data[w2] * g2
+    grad[w1] += x * g1
+    gx += data[w1] * g1
+    grad[w0] += x * g0
+    gx += data[w0] * g0
+    grad[ix] = gx
+
+
+cdef inline void _run_backward_shared(const double *data, double *grad, const int32_t *a,
+                                      const int32_t *b, const Run *r, Py_ssize_t n_leaves) noexcept nogil:
+    """_run_backward_group where every run reads the same x at each term (see _shares_x)."""
+    cdef Py_ssize_t k, n = r[0].n
+    cdef Py_ssize_t j0 = r[0].head, j1 = r[1].head, j2 = r[2].head, j3 = r[3].head
+    cdef double t0 = grad[n_leaves + j0 + 2 * n - 1], t1 = grad[n_leaves + j1 + 2 * n - 1]
+    cdef double t2 = grad[n_leaves + j2 + 2 * n - 1], t3 = grad[n_leaves + j3 + 2 * n - 1]
+    cdef double g0 = 0.0 + t0, g1 = 0.0 + t1, g2 = 0.0 + t2, g3 = 0.0 + t3
+    grad[n_leaves + j0 + 2 * n - 1] = 0.0  # cleared for the next pass (see _run_backward)
+    grad[n_leaves + j1 + 2 * n - 1] = 0.0
+    grad[n_leaves + j2 + 2 * n - 1] = 0.0
+    grad[n_leaves + j3 + 2 * n - 1] = 0.0
+    for k in range(2 * (n - 1), 0, -2):
+        _shared_term_backward(data, grad, a, b, j0 + k, j1 + k, j2 + k, j3 + k, g0, g1, g2, g3)
+    if n > 1:
+        t0, t1, t2, t3 = g0, g1, g2, g3
+    grad[r[3].start] += t3
+    grad[r[2].start] += t2
+    grad[r[1].start] += t1
+    grad[r[0].start] += t0
+    _shared_term_backward(data, grad, a, b, j0, j1, j2, j3, g0, g1, g2, g3)
+
+
+cdef inline void _run_forward_shared_few(double *data, const int32_t *a, const int32_t *b,
+                                         const Run *r, Py_ssize_t n_leaves) noexcept nogil:
+    """_run_forward_shared for a group of fewer than GROUP_LANES runs (r[0].lanes of them)."""
+    cdef Py_ssize_t l, k, lanes = r[0].lanes, n = r[0].n
+    cdef Py_ssize_t j[GROUP_LANES]
+    cdef double s[GROUP_LANES]
+    cdef double x = data[b[r[0].head]], m
+    for l in range(lanes):
+        j[l] = r[l].head
+        m = mg_mul(data[a[j[l]]], x)
+        s[l] = mg_add(data[r[l].start], m) if r[l].start_first else mg_add(m, data[r[l].start])
+    for k in range(2, 2 * n, 2):
+        x = data[b[j[0] + k]]
+        for l in range(lanes):
+            s[l] = mg_add(s[l], mg_mul(data[a[j[l] + k]], x))
+    for l in range(lanes):
+        data[n_leaves + j[l] + 2 * n - 1] = s[l]
+
+
+cdef inline void _shared_few_term_backward(const double *data, double *grad, const int32_t *a,
+                                           const int32_t *b, const Py_ssize_t *j, Py_ssize_t k,
+                                           const double *g, Py_ssize_t lanes) noexcept nogil:
+    """_shared_term_backward for fewer lanes: term k (tape offset) of runs lanes-1 down to 0."""
+    cdef Py_ssize_t l
+    cdef int32_t ix = b[j[0] + k], w
+    cdef double x = data[ix], gx = grad[ix]
+    for l in range(lanes - 1, -1, -1):
+        w = a[j[l] + k]
+        grad[w] += x * g[l]
+        gx += data[w] * g[l]
+    grad[ix] = gx
+
+
+cdef inline void _run_backward_shared_few(const double *data, double *grad, const int32_t *a,
+                                          const int32_t *b, const Run *r,
+                                          Py_ssize_t n_leaves) noexcept nogil:
+    """_run_backward_shared for a group of fewer than GROUP_LANES runs (r[0].lanes of them),
+    in the same order: terms n-1 .. 1 (runs from the last down), the starts, the terms 0."""
+    cdef Py_ssize_t l, k, lanes = r[0].lanes, n = r[0].n, top
+    cdef Py_ssize_t j[GROUP_LANES]
+    cdef double g[GROUP_LANES]
+    cdef double t[GROUP_LANES]
+    for l in range(lanes):
+        j[l] = r[l].head
+        top = n_leaves + j[l] + 2 * n - 1
+        t[l] = grad[top]
+        g[l] = 0.0 + t[l]
+        grad[top] = 0.0  # cleared for the next pass (see _run_backward)
+    for k in range(2 * (n - 1), 0, -2):
+        _shared_few_term_backward(data, grad, a, b, j, k, g, lanes)
+    for l in range(lanes - 1, -1, -1):
+        grad[r[l].start] += g[l] if n > 1 else t[l]
+    _shared_few_term_backward(data, grad, a, b, j, 0, g, lanes)
+
+cdef inline bint _is_lane(Py_ssize_t q, const Py_ssize_t *lanes, Py_ssize_t n_lanes) noexcept:
+    cdef Py_ssize_t l
+    for l in range(n_lanes):
+        if lanes[l] == q:
+            return True
+    return False
+
+
+cdef inline bint _claim(int32_t s, Py_ssize_t first, int32_t *stamp, int32_t *key, int32_t mark,
+                        int32_t k) noexcept:
+    """Mark slot s as receiving grads from term k of a group (see _can_group); False if it is
+    computed inside the group's span, a start, or met at another term index."""
+    if s >= first or (stamp[s] == mark and key[s] != k):
+        return False
+    stamp[s] = mark
+    key[s] = k
+    return True
+
+
+
 cdef inline uint8_t _op_of(uint8_t code) noexcept:
-    """The engine's op code of a tape code (a pair's codes are MUL and ADD)."""
-    return MG_MUL if code == PAIR_MUL else (MG_ADD if code == PAIR_ADD else code)
+    """The engine's op code of a tape code (a pair's or a run's codes are MUL and ADD)."""
+    if code == PAIR_MUL or code == DOT_HEAD:
+        return MG_MUL
+    return MG_ADD if code == PAIR_ADD or code == DOT_TAIL else code
 
 
 cdef int _check_replayable(Value node) except -1:
