@@ -450,18 +450,7 @@ cdef inline double _as_grad(object x) except? -1.0:
     return _ops.to_float(x, "grad")  # its TypeError names grad, not data
 
 
-cdef inline Value _node(double data, int code, Value a, Value b, double aux):
-    """A new interior node (Value.__new__ skips __init__ and its checks)."""
-    cdef Value out = Value.__new__(Value)
-    out._data = data
-    out.code = code
-    out._aux = aux
-    Py_INCREF(a)
-    out._a = <PyObject *>a
-    if b is not None:
-        Py_INCREF(b)
-        out._b = <PyObject *>b
-    return out
+# _node (a new interior node) is in _engine.pxd, shared with the other compiled modules.
 
 
 cdef inline Value _leaf(double data):

@@ -20,7 +20,7 @@ from cpython.ref cimport PyObject, Py_INCREF
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 
-from micrograd._engine cimport Value
+from micrograd._engine cimport Value, _node
 from micrograd._kernels cimport *
 
 # nn's activations that are one op of the engine, each the Value method of that name ('linear'
@@ -28,36 +28,24 @@ from micrograd._kernels cimport *
 cdef dict _ACTIVATION_CODES = {"relu": MG_RELU, "tanh": MG_TANH, "sigmoid": MG_SIGMOID}
 
 
-# -- making nodes, as the engine's own ops make them (_engine.pyx: _node, _leaf, _wrap) -----------
-cdef inline Value _node(double data, int code, Value a, Value b):
-    cdef Value out = Value.__new__(Value)
-    out._data = data
-    out.code = code
-    Py_INCREF(a)
-    out._a = <PyObject *>a
-    if b is not None:
-        Py_INCREF(b)
-        out._b = <PyObject *>b
-    return out
-
-
+# -- making nodes: _engine.pxd's _node, as the engine's own ops make them ------------------------
 cdef inline object _times(Value w, object x):
     """``w * x``: a mul node in C for a Value or float x, else Python's ``*`` (Value.__mul__
     wraps other numbers; other objects get their own __rmul__ or the TypeError)."""
     cdef Value leaf
     if type(x) is Value:
-        return _node(mg_mul(w._data, (<Value>x)._data), MG_MUL, w, <Value>x)
+        return _node(mg_mul(w._data, (<Value>x)._data), MG_MUL, w, <Value>x, 0.0)
     if type(x) is float:
         leaf = Value.__new__(Value)  # the leaf Value.__mul__ makes of a float operand
         leaf._data = <double>x
-        return _node(mg_mul(w._data, leaf._data), MG_MUL, w, leaf)
+        return _node(mg_mul(w._data, leaf._data), MG_MUL, w, leaf, 0.0)
     return w * x
 
 
 cdef inline object _plus(object acc, object term):
     """``acc + term``, as sum() adds: an add node in C for two Values, else Python's ``+``."""
     if type(acc) is Value and type(term) is Value:
-        return _node(mg_add((<Value>acc)._data, (<Value>term)._data), MG_ADD, <Value>acc, <Value>term)
+        return _node(mg_add((<Value>acc)._data, (<Value>term)._data), MG_ADD, <Value>acc, <Value>term, 0.0)
     return acc + term
 
 
@@ -67,7 +55,7 @@ cdef object _activate(object act, str activation):
     code = _ACTIVATION_CODES.get(activation)
     if code is not None and type(act) is Value:
         if mg_forward(<int>code, (<Value>act)._data, 0.0, &r) == MG_OK:
-            return _node(r, <int>code, <Value>act, None)
+            return _node(r, <int>code, <Value>act, None, 0.0)
     if activation == "linear":
         return act
     return getattr(act, activation)()  # Value's method (or its error), as Neuron.__call__ calls it
