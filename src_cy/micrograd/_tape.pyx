@@ -25,31 +25,41 @@ counted in ``nbytes``, which reports the layout both tapes share.
 """
 cimport cython
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
+from libc.stddef cimport ptrdiff_t
 from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memmove, memset
 from micrograd._engine cimport Value, LINK
 from micrograd._kernels cimport *
+from micrograd._schedule cimport *
+
+cdef extern from "_matmul.h" nogil:
+    void mg_mm_forward(ptrdiff_t R, ptrdiff_t C, ptrdiff_t K, const double *W, const double *X,
+                       const double *S, double *out, double *scratch)
+    void mg_mm_backward_w(ptrdiff_t R, ptrdiff_t C, ptrdiff_t K, const double *X, const double *G,
+                          double *dW, double *scratch)
+    void mg_mm_backward_x(ptrdiff_t R, ptrdiff_t C, ptrdiff_t K, const double *W, const double *G,
+                          double *dX, double *scratch)
 
 from micrograd import _ops, kernels
 from micrograd import tape as _api
+
+# Whether capture plans a matrix replay where it finds grids of dot products (_schedule.pyx).
+# Tests of the dot product runs turn it off to reach the runs' loops; nothing else should.
+MATRIX_STAGE = True
 
 # Every op of micrograd._ops.OPS (micrograd._engine checks that _kernels.h has exactly those).
 SUPPORTED_CODES = frozenset(range(MG_N_OPS))
 
 cdef enum:
     NO_ERROR = -1
-    # Internal codes: a mul whose result the next node (an add) takes, run as one step. Eager
-    # mode runs these as two nodes; here they run back to back with the same operations in the
-    # same order, only without a dispatch between them and with the running sum kept in a
-    # register (see _run_forward). Never shown: _structure() reports them as MUL and ADD.
-    PAIR_MUL = 200
-    PAIR_ADD = 201
-    # The first and last node of a dot product run (see _fuse_dots): forward runs the whole run
-    # at its head, backward at its tail. Never shown: _structure() reports them as MUL and ADD.
-    DOT_HEAD = 202
-    DOT_TAIL = 203
 
+# PAIR_MUL, PAIR_ADD (a mul whose result the next node, an add, takes, run as one step: eager
+# mode runs these as two nodes; here they run back to back with the same operations in the same
+# order, only without a dispatch between them and with the running sum kept in a register, see
+# _run_forward), DOT_HEAD and DOT_TAIL (the first and last node of a dot product run, see
+# _fuse_dots: forward runs the whole run at its head, backward at its tail) are in
+# _schedule.pxd. Never shown: _structure() reports them as MUL and ADD.
 if <int>MG_N_OPS > <int>PAIR_MUL:
     raise ImportError("micrograd._tape: op codes now reach PAIR_MUL; move the pair codes up")
 
@@ -175,14 +185,9 @@ ctypedef struct Run:
                          # STANDALONE: the index of the chain it ends
 
 
-ctypedef struct Chain:
-    # A sum of products replayed by one loop where its last run stands: one run, or runs of
-    # which each continues the sum of the one before, with other nodes between them (the
-    # first neuron of a layer, whose inputs capture records between its products).
-    int32_t first        # its terms' operands: ta[first:first+n], tb[first:first+n]
-    int32_t n
-    int32_t start        # the first run's start
-    uint8_t start_first
+# Chain (a sum of products replayed by one loop where its last run stands: one run, or runs of
+# which each continues the sum of the one before, with other nodes between them, as the first
+# neuron of a layer, whose inputs capture records between its products) is in _schedule.pxd.
 
 
 cdef inline double _chain_forward(const double *data, const int32_t *ta, const int32_t *tb,
@@ -306,6 +311,8 @@ cdef class CompiledTape:
     cdef int32_t *tb
     cdef Py_ssize_t n_chains, n_terms
     cdef Py_ssize_t n_runs, n_groups
+    cdef MatrixPlan plan        # the matrix stage's replay, when it found grids (plan.n_steps > 0)
+    cdef double *work           # plan.workspace doubles: the grids' gathered operands
     cdef Value _root
     cdef tuple _outputs
     cdef bint captured          # __init__ finished: every array matches its count
@@ -318,7 +325,13 @@ cdef class CompiledTape:
         self._outputs = _api.check_outputs(outputs, Value)
         self._root = root
         self._capture(root)
-        self._fuse_dots()
+        if MATRIX_STAGE and plan_matrices(&self.plan, self.n_leaves, self.n_interior, self.code, self.a, self.b,
+                         self.output_slots, self.n_outputs):
+            self.work = <double *>malloc(self.plan.workspace * sizeof(double))
+            if self.work == NULL:
+                raise MemoryError("Tape: out of memory capturing the graph")
+        else:
+            self._fuse_dots()
         self.captured = True  # only now may the arrays be read (a failed capture leaves gaps)
         self.complete = True  # a fresh tape holds the captured graph's values
 
@@ -340,6 +353,8 @@ cdef class CompiledTape:
         free(self.chains)
         free(self.ta)
         free(self.tb)
+        free_plan(&self.plan)
+        free(self.work)
 
     # -- capture -------------------------------------------------------------------------------
     cdef int _capture(self, Value root) except -1:
@@ -897,7 +912,12 @@ cdef class CompiledTape:
                 self.data[i] = (<Value>self.leaf_refs[i])._data
             self.complete = False
             with nogil:
-                failed = self._run_forward()
+                if self.plan.n_steps:
+                    failed = self._run_planned_forward()
+                    if failed != NO_ERROR:  # find the op that fails first in eager's order
+                        failed = self._run_plain_forward()
+                else:
+                    failed = self._run_forward()
             if failed != NO_ERROR:
                 self._raise_forward_error(failed)
             self.complete = True
@@ -918,7 +938,10 @@ cdef class CompiledTape:
             for i in range(self.n_leaves):
                 self.grad[i] = (<Value>self.leaf_refs[i])._grad
             with nogil:
-                failed = self._run_backward()
+                if self.plan.n_steps:
+                    failed = self._run_planned_backward()
+                else:
+                    failed = self._run_backward()
             if failed != NO_ERROR:
                 raise _ops.unknown_op(self.code[failed - self.n_leaves])
             for i in range(self.n_leaves):
@@ -961,6 +984,12 @@ cdef class CompiledTape:
         self._check_captured("_fused_nbytes")
         return ((self.n_runs + GROUP_LANES * self.n_groups) * sizeof(Run)
                 + self.n_chains * sizeof(Chain) + 2 * self.n_terms * sizeof(int32_t))
+
+    def _matrix_groups(self):
+        """(grids replayed by the matrix kernels, their dot products, their terms): for tests
+        of the matrix stage (_schedule.pyx)."""
+        self._check_captured("_matrix_groups")
+        return (self.plan.n_groups, self.plan.grouped_dots, self.plan.grouped_terms)
 
     def _structure(self):
         """(codes, a, b, consts, output slots, leaf count) as lists: for tests comparing engines."""
@@ -1014,6 +1043,81 @@ cdef class CompiledTape:
                 return n_leaves + j
             data[n_leaves + j] = r
             j += 1
+        return NO_ERROR
+
+    cdef Py_ssize_t _run_plain_forward(self) noexcept nogil:
+        """Every node in tape order, one at a time: after a planned forward failed, to find
+        the op eager mode would have failed at first (the plan runs them in another order)."""
+        cdef Py_ssize_t j
+        cdef uint8_t c
+        cdef double y, r
+        for j in range(self.n_interior):
+            c = _op_of(self.code[j])
+            y = self.consts[self.b[j]] if c == MG_POWC else self.data[self.b[j]]
+            if mg_forward(c, self.data[self.a[j]], y, &r) != MG_OK:
+                return self.n_leaves + j
+            self.data[self.n_leaves + j] = r
+        return NO_ERROR
+
+    cdef Py_ssize_t _run_planned_forward(self) noexcept nogil:
+        """The matrix stage's forward (see _schedule.pyx): its steps in height order."""
+        cdef double *data = self.data
+        cdef const MatrixPlan *p = &self.plan
+        cdef Py_ssize_t n_leaves = self.n_leaves, i, j, index
+        cdef uint32_t step
+        cdef uint8_t c
+        cdef double y, r
+        for i in range(p.n_steps):
+            step = p.forward[i]
+            index = step & STEP_INDEX
+            if step >> STEP_SHIFT == STEP_NODE:
+                c = _op_of(self.code[index])
+                y = self.consts[self.b[index]] if c == MG_POWC else data[self.b[index]]
+                if mg_forward(c, data[self.a[index]], y, &r) != MG_OK:
+                    return n_leaves + index
+                data[n_leaves + index] = r
+            elif step >> STEP_SHIFT == STEP_CHAIN:
+                data[p.chain_out[index]] = _chain_forward(data, p.ta, p.tb, p.chains + index)
+            else:
+                _group_forward(data, p.groups + index, p.slots, self.work)
+        return NO_ERROR
+
+    cdef Py_ssize_t _run_planned_backward(self) noexcept nogil:
+        """The matrix stage's backward: its steps in the checked order (see _schedule.pyx).
+        As _run_backward, each step clears the grads it read."""
+        cdef const double *data = self.data
+        cdef double *grad = self.grad
+        cdef const MatrixPlan *p = &self.plan
+        cdef Py_ssize_t n_leaves = self.n_leaves, i, j, index
+        cdef uint32_t step
+        cdef uint8_t c
+        cdef int32_t ib
+        cdef double y
+        cdef double *gb
+        grad[n_leaves + self.n_interior - 1] = 1.0
+        for i in range(p.n_steps):
+            step = p.backward[i]
+            index = step & STEP_INDEX
+            if step >> STEP_SHIFT == STEP_NODE:
+                c = _op_of(self.code[index])
+                j = n_leaves + index
+                ib = self.b[index]
+                if c == MG_POWC:
+                    y = self.consts[ib]
+                    gb = NULL
+                else:
+                    y = data[ib]
+                    gb = &grad[ib]
+                if mg_backward(c, data[self.a[index]], y, data[j], grad[j], &grad[self.a[index]], gb) != MG_OK:
+                    memset(grad + n_leaves, 0, self.n_interior * sizeof(double))
+                    return j
+                grad[j] = 0.0
+            elif step >> STEP_SHIFT == STEP_CHAIN:
+                j = p.chain_out[index]
+                _chain_backward(data, grad, p.ta, p.tb, p.chains + index, grad[j])
+                grad[j] = 0.0
+            else:
+                _group_backward(data, grad, p.groups + index, p.slots, self.work)
         return NO_ERROR
 
     cdef int _raise_forward_error(self, Py_ssize_t slot) except -1:
@@ -1266,6 +1370,71 @@ cdef inline void _run_backward_shared_few(const double *data, double *grad, cons
         grad[r[l].start] += g[l] if n > 1 else t[l]
     _shared_few_term_backward(data, grad, a, b, j, 0, g, lanes)
 
+# ---------------------------------------------------------------------------------------------
+# A grid of dot products (see _schedule.pyx): its operands gathered into contiguous buffers, the
+# matrix kernels of micrograd/_matmul.h (each sum added in eager's order, many sums at once), the
+# results scattered back.
+
+cdef inline void _gather(double *dst, const double *src, const int32_t *slots,
+                         Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        dst[i] = src[slots[i]]
+
+
+cdef inline void _scatter(double *dst, const double *src, const int32_t *slots,
+                          Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        dst[slots[i]] = src[i]
+
+
+cdef void _group_forward(double *data, const MatrixGroup *g, const int32_t *slots,
+                         double *work) noexcept nogil:
+    """out[r, c] = start[r, c] + w[r, 0]*x[c, 0] + ... as eager adds it."""
+    cdef Py_ssize_t R = g.R, C = g.C, K = g.K
+    cdef double *W = work
+    cdef double *X = W + R * K
+    cdef double *S = X + C * K
+    cdef double *O = S + R * C
+    _gather(W, data, slots + g.w, R * K)
+    _gather(X, data, slots + g.x, C * K)
+    _gather(S, data, slots + g.s, R * C)
+    mg_mm_forward(R, C, K, W, X, S, O, O + R * C)
+    _scatter(data, O, slots + g.o, R * C)
+
+
+cdef void _group_backward(const double *data, double *grad, const MatrixGroup *g,
+                          const int32_t *slots, double *work) noexcept nogil:
+    """Each dot product's backward as _chain_backward's: every term gets 0.0 + its sum's grad
+    (top), the start gets that too (top itself if there is one term); a weight's grad its
+    contributions column by column, an input's row by row (the plan's order: eager's)."""
+    cdef Py_ssize_t R = g.R, C = g.C, K = g.K, i
+    cdef const int32_t *out = slots + g.o
+    cdef const int32_t *start = slots + g.s
+    cdef double *W = work
+    cdef double *X = W + R * K
+    cdef double *dW = X + C * K
+    cdef double *dX = dW + R * K
+    cdef double *G = dX + C * K
+    cdef double *T = G + R * C
+    cdef double *scratch = T + R * C
+    for i in range(R * C):
+        T[i] = grad[out[i]]
+        grad[out[i]] = 0.0  # cleared for the next pass (see _run_backward)
+        G[i] = 0.0 + T[i]
+    _gather(W, data, slots + g.w, R * K)
+    _gather(X, data, slots + g.x, C * K)
+    _gather(dW, grad, slots + g.w, R * K)
+    _gather(dX, grad, slots + g.x, C * K)
+    mg_mm_backward_w(R, C, K, X, G, dW, scratch)
+    mg_mm_backward_x(R, C, K, W, G, dX, scratch)
+    _scatter(grad, dW, slots + g.w, R * K)
+    _scatter(grad, dX, slots + g.x, C * K)
+    for i in range(R * C):
+        grad[start[i]] += G[i] if K > 1 else T[i]
+
+
 cdef inline bint _is_lane(Py_ssize_t q, const Py_ssize_t *lanes, Py_ssize_t n_lanes) noexcept:
     cdef Py_ssize_t l
     for l in range(n_lanes):
@@ -1284,13 +1453,6 @@ cdef inline bint _claim(int32_t s, Py_ssize_t first, int32_t *stamp, int32_t *ke
     key[s] = k
     return True
 
-
-
-cdef inline uint8_t _op_of(uint8_t code) noexcept:
-    """The engine's op code of a tape code (a pair's or a run's codes are MUL and ADD)."""
-    if code == PAIR_MUL or code == DOT_HEAD:
-        return MG_MUL
-    return MG_ADD if code == PAIR_ADD or code == DOT_TAIL else code
 
 
 cdef int _check_replayable(Value node) except -1:
