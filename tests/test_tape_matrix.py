@@ -16,6 +16,8 @@ import random
 
 import pytest
 
+from micrograd import engine as engine_module
+
 from micrograd import losses, optim
 from micrograd.datasets import make_digits, make_moons
 from micrograd.gpt import logsumexp
@@ -27,6 +29,16 @@ from test_tape_fusion import bits
 # Leaf values of the "special" rounds: infinities, nan, zeros of both signs, 1e200 (whose
 # products overflow), subnormals, 1e-170 (whose products underflow to a subnormal or to 0).
 SPECIALS = [math.inf, -math.inf, math.nan, -0.0, 0.0, 1e200, -1e200, 5e-324, -2.5e-310, 1e-170]
+
+
+@pytest.fixture(autouse=True)
+def grids_at_any_size(monkeypatch):
+    """The matrix stage plans grids only where they pay (big enough graphs and grids); these
+    tests use small ones, so the thresholds come down to reach its path every time."""
+    if "cython" in engine_module.ENGINES:
+        import micrograd._schedule
+
+        monkeypatch.setattr(micrograd._schedule, "THRESHOLDS", {"nodes": 0, "group_terms": 0, "share": 10**9})
 
 
 def matrix(tape):

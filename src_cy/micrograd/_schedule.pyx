@@ -35,11 +35,15 @@ cdef extern from "_matmul.h" nogil:
     ptrdiff_t mg_mm_scratch_doubles(ptrdiff_t R, ptrdiff_t C, ptrdiff_t K)
 
 cdef enum:
-    MIN_NODES = 256         # smaller tapes keep the plain replay: too little to gain
     MIN_COLUMNS = 2         # a grid of one column is a matrix-vector product: the runs do it
-    MIN_GROUP_TERMS = 64    # R * C * K below this: the gathers cost more than the kernel saves
-    MIN_SHARE = 4           # grids must hold at least 1/MIN_SHARE of the tape's nodes
     MAX_SLOTS = 1 << 30     # seq numbers (2 per node) fit in 32 bits
+
+# When a plan pays (tests lower these to reach the matrix path on small graphs):
+THRESHOLDS = {
+    "nodes": 256,        # smaller tapes keep the plain replay: too little to gain
+    "group_terms": 64,   # a grid of R * C * K terms below this: its gathers cost more than it saves
+    "share": 4,          # the grids must hold at least 1/share of the tape's nodes
+}
 
 
 cdef void *_alloc(Py_ssize_t n, size_t size, bint zero=False) except NULL:
@@ -267,6 +271,7 @@ cdef class _Planner:
         cdef Py_ssize_t d, f, n, NR, NC, i, u, v, g, R, C, K, lr, lc, k, t, s, base, total = 0
         cdef list row_of = [], col_of = [], parent
         cdef bint ok
+        cdef Py_ssize_t min_terms = THRESHOLDS["group_terms"]
         for d in range(self.n_dots):
             f = self.d_first[d]
             n = self.d_n[d]
@@ -297,7 +302,7 @@ cdef class _Planner:
                 R = len(local_rows)
                 C = len(local_cols)
                 K = self.d_n[dots[0]]
-                if (len(dots) != R * C or C < MIN_COLUMNS or R * C * K < MIN_GROUP_TERMS
+                if (len(dots) != R * C or C < MIN_COLUMNS or R * C * K < min_terms
                         or R * C * K > (1 << 28)):
                     continue
                 cells = [-1] * (R * C)
@@ -716,7 +721,7 @@ cdef int plan_matrices(MatrixPlan *plan, Py_ssize_t n_leaves, Py_ssize_t n_inter
     cdef Py_ssize_t S = n_leaves + n_interior, j, grouped
     cdef uint8_t *uses
     cdef _Planner p
-    if n_interior < MIN_NODES or S >= MAX_SLOTS:
+    if n_interior < THRESHOLDS["nodes"] or S >= MAX_SLOTS:
         return 0
     p = _Planner()
     p.L = n_leaves
@@ -742,7 +747,7 @@ cdef int plan_matrices(MatrixPlan *plan, Py_ssize_t n_leaves, Py_ssize_t n_inter
     p.make_dots()
     p.measure_heights()
     grouped = p.find_grids()
-    if not p.groups or grouped * MIN_SHARE < n_interior:
+    if not p.groups or grouped * THRESHOLDS["share"] < n_interior:
         return 0
     p.plan_forward()
     p.order_edges()

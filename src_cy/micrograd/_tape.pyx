@@ -181,7 +181,7 @@ ctypedef struct Run:
     uint8_t start_first  # the first add is start + product (else product + start)
     uint8_t role         # STANDALONE, LEADER or MEMBER
     uint8_t lanes        # (in group_runs, the first lane's copy) how many runs the group has
-    int32_t group        # LEADER: the group's index (its lanes: group_runs[GROUP_LANES*group:]);
+    int32_t group        # LEADER, MEMBER: the group's index (its lanes: group_runs[GROUP_LANES*group:]);
                          # STANDALONE: the index of the chain it ends
 
 
@@ -670,8 +670,12 @@ cdef class CompiledTape:
         r's sum, read by nothing else, as its start, on the left (acc + product); and the nodes
         between them must add into none of the chain's slots: the chain replays forward where
         its last run stands (after those nodes) and backward there too (before them), so only
-        their order against the chain's contributions changes, and this keeps it harmless."""
-        cdef Py_ssize_t tail = self.runs[r].head + 2 * self.runs[r].n - 1, q, j
+        their order against the chain's contributions changes, and this keeps it harmless.
+        A group with a run between them replays backward at its first run, so all its runs'
+        contributions (some may stand past q) move to a place between them: none of its runs
+        may add into the chain's slots either."""
+        cdef Py_ssize_t tail = self.runs[r].head + 2 * self.runs[r].n - 1, q, j, p, l, k
+        cdef const Run *lane
         cdef int32_t top = <int32_t>(self.n_leaves + tail)
         q = run_from[top]
         if (uses[top] != 1 or q <= r or self.runs[q].role != STANDALONE
@@ -683,6 +687,17 @@ cdef class CompiledTape:
                 return -1
             if mg_arity(_op_of(self.code[j])) == 2 and stamp[self.b[j]] == mark:
                 return -1
+        for p in range(r + 1, q):
+            if self.runs[p].role != LEADER and self.runs[p].role != MEMBER:
+                continue
+            lane = self.group_runs + GROUP_LANES * self.runs[p].group
+            for l in range(lane[0].lanes):
+                budget[0] -= 2 * lane[l].n + 1
+                if budget[0] < 0 or stamp[lane[l].start] == mark:
+                    return -1
+                for k in range(lane[l].head, lane[l].head + 2 * lane[l].n, 2):
+                    if stamp[self.a[k]] == mark or stamp[self.b[k]] == mark:
+                        return -1
         return q
 
     cdef int _add_group(self, const Py_ssize_t *lanes, Py_ssize_t n_lanes, bint shared) except -1:
@@ -694,6 +709,7 @@ cdef class CompiledTape:
             _resize(<void **>&self.group_runs, (self.n_groups + 64) * GROUP_LANES, sizeof(Run))
         for l in range(n_lanes):
             self.runs[lanes[l]].role = MEMBER
+            self.runs[lanes[l]].group = <int32_t>self.n_groups  # _continuation finds the lanes
         self.runs[lanes[0]].role = LEADER
         self.runs[lanes[0]].group = <int32_t>self.n_groups
         for l in range(n_lanes):
