@@ -45,6 +45,21 @@ ctypedef struct MatrixPlan:
     uint32_t *forward
     uint32_t *backward
     Py_ssize_t n_steps
+    # The plan's own slots: the leaves first (as the tape's), then each step's results in
+    # forward order. The products and partial sums of the dot products have none: the replay
+    # never stores them, and the arrays it sweeps shrink to the values it uses (on the digits
+    # batch, 1/17 of the tape's), which stay in cache.
+    Py_ssize_t n_live
+    double *data            # the captured values there
+    int32_t root
+    int32_t *output_slots
+    # STEP_NODE's index: a node's op code, operand slots (b: for powc, its exponent's index in
+    # the tape's consts; unused by one-operand ops) and result slot
+    uint8_t *node_code
+    int32_t *node_a
+    int32_t *node_b
+    int32_t *node_out
+    Py_ssize_t n_nodes
     Chain *chains
     int32_t *chain_out   # each chain's sum's slot
     int32_t *ta
@@ -67,5 +82,5 @@ cdef inline uint8_t _op_of(uint8_t code) noexcept nogil:
 
 cdef int plan_matrices(MatrixPlan *plan, Py_ssize_t n_leaves, Py_ssize_t n_interior,
                        const uint8_t *code, const int32_t *a, const int32_t *b,
-                       const int32_t *outputs, Py_ssize_t n_outputs) except -1
+                       const int32_t *outputs, Py_ssize_t n_outputs, const double *data) except -1
 cdef void free_plan(MatrixPlan *plan) noexcept

@@ -62,6 +62,12 @@ cdef void free_plan(MatrixPlan *plan) noexcept:
     free(plan.tb)
     free(plan.groups)
     free(plan.slots)
+    free(plan.data)
+    free(plan.output_slots)
+    free(plan.node_code)
+    free(plan.node_a)
+    free(plan.node_b)
+    free(plan.node_out)
     memset(plan, 0, sizeof(MatrixPlan))
 
 
@@ -627,13 +633,65 @@ cdef class _Planner:
         return True
 
     # -- 7. hand over ----------------------------------------------------------------------
-    cdef int fill(self, MatrixPlan *plan) except -1:
-        cdef Py_ssize_t d, t, c, n_chains = 0, n_terms = 0, g, R, C, K, off, i, k, n_slots = 0
-        cdef Py_ssize_t pos = 0, work = 0, r
+    cdef int fill(self, MatrixPlan *plan, const int32_t *outputs, Py_ssize_t n_outputs,
+                  const double *data) except -1:
+        """Fill plan in its own slots (see MatrixPlan); False, plan emptied, if a step would
+        read a slot that has none (never expected: the check keeps a plan from a bug)."""
+        cdef int32_t *live = <int32_t *>_alloc(self.S, sizeof(int32_t))
+        cdef int32_t *record = <int32_t *>_alloc(self.N, sizeof(int32_t))
+        cdef Py_ssize_t i
+        try:
+            self._number_slots(plan, live, record)
+            if not self._fill_steps(plan, live, record):
+                free_plan(plan)
+                return False
+            plan.root = live[self.S - 1]
+            plan.output_slots = <int32_t *>_alloc(n_outputs, sizeof(int32_t))
+            for i in range(n_outputs):
+                plan.output_slots[i] = live[outputs[i]]
+            plan.data = <double *>_alloc(plan.n_live, sizeof(double))
+            for i in range(self.S):
+                if live[i] >= 0:
+                    plan.data[live[i]] = data[i]
+        finally:
+            free(live)
+            free(record)
+        return True
+
+    cdef int _number_slots(self, MatrixPlan *plan, int32_t *live, int32_t *record) except -1:
+        """live[slot] = the slot's number in the plan (leaves keep theirs, then every step's
+        results in forward order; -1: none); record[j] = node j's place among the node steps."""
+        cdef Py_ssize_t i, j, index, pos = self.L, R, C, K, off
+        cdef uint32_t step
+        for i in range(self.S):
+            live[i] = <int32_t>i if i < self.L else -1
+        for i in range(self.n_steps):
+            step = self.forward[i]
+            index = step & STEP_INDEX
+            if step >> STEP_SHIFT == STEP_NODE:
+                record[index] = <int32_t>plan.n_nodes
+                plan.n_nodes += 1
+                live[self.L + index] = <int32_t>pos
+                pos += 1
+            elif step >> STEP_SHIFT == STEP_CHAIN:
+                live[self.d_out[self.chain_dot[index]]] = <int32_t>pos
+                pos += 1
+            else:
+                R, C, K, off = self.groups[index]
+                for j in range(R * C):  # row-major, as the kernels write them
+                    live[self.d_out[self.grid[off + j]]] = <int32_t>pos
+                    pos += 1
+        plan.n_live = pos
+        return 0
+
+    cdef bint _fill_steps(self, MatrixPlan *plan, const int32_t *live, const int32_t *record) except -1:
+        cdef Py_ssize_t d, c, n_terms = 0, g, R, C, K, off, i, n_slots = 0, t, r, j
+        cdef Py_ssize_t pos = 0, work = 0
         cdef MatrixGroup *grp
+        cdef bint ok = True
         for d in range(self.n_dots):
             if self.d_group[d] < 0:
-                n_chains += 1
+                plan.n_chains += 1
                 n_terms += self.d_n[d]
             else:
                 plan.grouped_dots += 1
@@ -641,25 +699,42 @@ cdef class _Planner:
         for R, C, K, off in self.groups:
             n_slots += R * K + C * K + 2 * R * C
             work = max(work, 2 * (R * K + C * K) + 2 * R * C + mg_mm_scratch_doubles(R, C, K))
-        plan.chains = <Chain *>_alloc(n_chains, sizeof(Chain))
-        plan.chain_out = <int32_t *>_alloc(n_chains, sizeof(int32_t))
+        plan.node_code = <uint8_t *>_alloc(plan.n_nodes, sizeof(uint8_t))
+        plan.node_a = <int32_t *>_alloc(plan.n_nodes, sizeof(int32_t))
+        plan.node_b = <int32_t *>_alloc(plan.n_nodes, sizeof(int32_t))
+        plan.node_out = <int32_t *>_alloc(plan.n_nodes, sizeof(int32_t))
+        for j in range(self.N):
+            if self.dot_of[j] >= 0:
+                continue
+            i = record[j]
+            plan.node_code[i] = self.code[j]
+            plan.node_a[i] = live[self.a[j]]
+            ok &= plan.node_a[i] >= 0
+            if _arity(self.code[j]) == 2:
+                plan.node_b[i] = live[self.b[j]]
+                ok &= plan.node_b[i] >= 0
+            else:  # an exponent's index (powc), or unused
+                plan.node_b[i] = self.b[j]
+            plan.node_out[i] = live[self.L + j]
+        plan.chains = <Chain *>_alloc(plan.n_chains, sizeof(Chain))
+        plan.chain_out = <int32_t *>_alloc(plan.n_chains, sizeof(int32_t))
         plan.ta = <int32_t *>_alloc(n_terms, sizeof(int32_t))
         plan.tb = <int32_t *>_alloc(n_terms, sizeof(int32_t))
-        plan.groups = <MatrixGroup *>_alloc(len(self.groups), sizeof(MatrixGroup))
-        plan.slots = <int32_t *>_alloc(n_slots, sizeof(int32_t))
-        for d in range(self.n_dots):
-            if self.d_group[d] >= 0:
-                continue
-            c = self.d_chain[d]
+        for c in range(plan.n_chains):
+            d = self.chain_dot[c]
             plan.chains[c].first = <int32_t>plan.n_terms
             plan.chains[c].n = self.d_n[d]
-            plan.chains[c].start = self.d_start[d]
+            plan.chains[c].start = live[self.d_start[d]]
             plan.chains[c].start_first = self.d_sf[d]
-            plan.chain_out[c] = self.d_out[d]
-            memcpy(&plan.ta[plan.n_terms], &self.ta[self.d_first[d]], self.d_n[d] * sizeof(int32_t))
-            memcpy(&plan.tb[plan.n_terms], &self.tb[self.d_first[d]], self.d_n[d] * sizeof(int32_t))
-            plan.n_terms += self.d_n[d]
-        plan.n_chains = n_chains
+            plan.chain_out[c] = live[self.d_out[d]]
+            ok &= plan.chains[c].start >= 0
+            for t in range(self.d_first[d], self.d_first[d] + self.d_n[d]):
+                plan.ta[plan.n_terms] = live[self.ta[t]]
+                plan.tb[plan.n_terms] = live[self.tb[t]]
+                ok &= plan.ta[plan.n_terms] >= 0 and plan.tb[plan.n_terms] >= 0
+                plan.n_terms += 1
+        plan.groups = <MatrixGroup *>_alloc(len(self.groups), sizeof(MatrixGroup))
+        plan.slots = <int32_t *>_alloc(n_slots, sizeof(int32_t))
         for g in range(len(self.groups)):
             R, C, K, off = self.groups[g]
             grp = &plan.groups[g]
@@ -669,29 +744,38 @@ cdef class _Planner:
             grp.w = pos
             for r in range(R):
                 d = self.grid[off + r * C]
-                memcpy(&plan.slots[pos], &self.ta[self.d_first[d]], K * sizeof(int32_t))
-                pos += K
+                for t in range(self.d_first[d], self.d_first[d] + K):
+                    plan.slots[pos] = live[self.ta[t]]
+                    pos += 1
             grp.x = pos
             for c in range(C):
                 d = self.grid[off + c]
-                memcpy(&plan.slots[pos], &self.tb[self.d_first[d]], K * sizeof(int32_t))
-                pos += K
+                for t in range(self.d_first[d], self.d_first[d] + K):
+                    plan.slots[pos] = live[self.tb[t]]
+                    pos += 1
             grp.s = pos
             for i in range(R * C):
-                plan.slots[pos] = self.d_start[self.grid[off + i]]
+                plan.slots[pos] = live[self.d_start[self.grid[off + i]]]
                 pos += 1
             grp.o = pos
             for i in range(R * C):
-                plan.slots[pos] = self.d_out[self.grid[off + i]]
+                plan.slots[pos] = live[self.d_out[self.grid[off + i]]]
                 pos += 1
+        for i in range(n_slots):
+            ok &= plan.slots[i] >= 0
         plan.n_groups = len(self.groups)
         plan.n_slots = n_slots
         plan.workspace = work
+        for i in range(self.n_steps):  # node steps index their records
+            if self.forward[i] >> STEP_SHIFT == STEP_NODE:
+                self.forward[i] = (<uint32_t>STEP_NODE << STEP_SHIFT) | <uint32_t>record[self.forward[i] & STEP_INDEX]
+            if self.backward[i] >> STEP_SHIFT == STEP_NODE:
+                self.backward[i] = (<uint32_t>STEP_NODE << STEP_SHIFT) | <uint32_t>record[self.backward[i] & STEP_INDEX]
         plan.forward = self.forward
         plan.backward = self.backward
         plan.n_steps = self.n_steps
         self.forward = self.backward = NULL
-        return 0
+        return ok
 
 
 cdef Py_ssize_t _find(list parent, Py_ssize_t i):
@@ -715,7 +799,7 @@ cdef int _grow(void **array, Py_ssize_t n, size_t size) except -1:
 
 cdef int plan_matrices(MatrixPlan *plan, Py_ssize_t n_leaves, Py_ssize_t n_interior,
                        const uint8_t *code, const int32_t *a, const int32_t *b,
-                       const int32_t *outputs, Py_ssize_t n_outputs) except -1:
+                       const int32_t *outputs, Py_ssize_t n_outputs, const double *data) except -1:
     """Fill plan and return 1 if the tape should replay by it; else return 0, plan untouched.
     code holds the tape's codes (pairs marked, no dot runs)."""
     cdef Py_ssize_t S = n_leaves + n_interior, j, grouped
@@ -753,5 +837,4 @@ cdef int plan_matrices(MatrixPlan *plan, Py_ssize_t n_leaves, Py_ssize_t n_inter
     p.order_edges()
     if not p.plan_backward() or not p.verify():
         return 0
-    p.fill(plan)
-    return 1
+    return 1 if p.fill(plan, outputs, n_outputs, data) else 0

@@ -313,6 +313,8 @@ cdef class CompiledTape:
     cdef Py_ssize_t n_runs, n_groups
     cdef MatrixPlan plan        # the matrix stage's replay, when it found grids (plan.n_steps > 0)
     cdef double *work           # plan.workspace doubles: the grids' gathered operands
+    cdef Py_ssize_t root_slot   # the root's slot in data (the last, or the plan's)
+    cdef int32_t *replay_outputs  # the outputs' slots in data (output_slots, or the plan's)
     cdef Value _root
     cdef tuple _outputs
     cdef bint captured          # __init__ finished: every array matches its count
@@ -325,11 +327,11 @@ cdef class CompiledTape:
         self._outputs = _api.check_outputs(outputs, Value)
         self._root = root
         self._capture(root)
-        if MATRIX_STAGE and plan_matrices(&self.plan, self.n_leaves, self.n_interior, self.code, self.a, self.b,
-                         self.output_slots, self.n_outputs):
-            self.work = <double *>malloc(self.plan.workspace * sizeof(double))
-            if self.work == NULL:
-                raise MemoryError("Tape: out of memory capturing the graph")
+        self.root_slot = self.n_leaves + self.n_interior - 1
+        self.replay_outputs = self.output_slots
+        if MATRIX_STAGE and plan_matrices(&self.plan, self.n_leaves, self.n_interior, self.code, self.a,
+                                          self.b, self.output_slots, self.n_outputs, self.data):
+            self._adopt_plan()
         else:
             self._fuse_dots()
         self.captured = True  # only now may the arrays be read (a failed capture leaves gaps)
@@ -355,6 +357,22 @@ cdef class CompiledTape:
         free(self.tb)
         free_plan(&self.plan)
         free(self.work)
+
+    cdef int _adopt_plan(self) except -1:
+        """Replay by the matrix plan: data and grad become its slots (see MatrixPlan)."""
+        self.work = <double *>malloc(max(self.plan.workspace, 1) * sizeof(double))
+        cdef double *grad = <double *>calloc(max(self.plan.n_live, 1), sizeof(double))
+        if self.work == NULL or grad == NULL:
+            free(grad)
+            raise MemoryError("Tape: out of memory capturing the graph")
+        free(self.data)
+        free(self.grad)
+        self.data = self.plan.data
+        self.plan.data = NULL
+        self.grad = grad
+        self.root_slot = self.plan.root
+        self.replay_outputs = self.plan.output_slots
+        return 0
 
     # -- capture -------------------------------------------------------------------------------
     cdef int _capture(self, Value root) except -1:
@@ -921,7 +939,6 @@ cdef class CompiledTape:
     def forward(self):
         """Recompute every node from the leaves' current .data; return the root's value."""
         cdef Py_ssize_t i, failed
-        cdef Py_ssize_t last = self.n_leaves + self.n_interior - 1
         self._enter("forward")
         try:
             for i in range(self.n_leaves):
@@ -930,17 +947,18 @@ cdef class CompiledTape:
             with nogil:
                 if self.plan.n_steps:
                     failed = self._run_planned_forward()
-                    if failed != NO_ERROR:  # find the op that fails first in eager's order
-                        failed = self._run_plain_forward()
                 else:
                     failed = self._run_forward()
             if failed != NO_ERROR:
+                if self.plan.n_steps:  # the plan's order is not eager's: find eager's first error
+                    self._raise_plain_forward_error()
+                    raise RuntimeError("Tape: a planned forward failed where the plain one does not")
                 self._raise_forward_error(failed)
             self.complete = True
-            self._root._data = self.data[last]
+            self._root._data = self.data[self.root_slot]
             for i in range(self.n_outputs):
-                (<Value>self._outputs[i])._data = self.data[self.output_slots[i]]
-            return self.data[last]
+                (<Value>self._outputs[i])._data = self.data[self.replay_outputs[i]]
+            return self.data[self.root_slot]
         finally:
             self.busy = False
 
@@ -959,7 +977,8 @@ cdef class CompiledTape:
                 else:
                     failed = self._run_backward()
             if failed != NO_ERROR:
-                raise _ops.unknown_op(self.code[failed - self.n_leaves])
+                raise _ops.unknown_op(self.plan.node_code[failed] if self.plan.n_steps
+                                      else self.code[failed - self.n_leaves])
             for i in range(self.n_leaves):
                 (<Value>self.leaf_refs[i])._grad = self.grad[i]
             self._root._grad = 1.0
@@ -1061,19 +1080,27 @@ cdef class CompiledTape:
             j += 1
         return NO_ERROR
 
-    cdef Py_ssize_t _run_plain_forward(self) noexcept nogil:
-        """Every node in tape order, one at a time: after a planned forward failed, to find
-        the op eager mode would have failed at first (the plan runs them in another order)."""
-        cdef Py_ssize_t j
+    cdef int _raise_plain_forward_error(self) except -1:
+        """After a planned forward failed: every node in tape order, one at a time, in a
+        scratch copy of the tape's slots, to raise what eager mode would have raised first
+        (the plan runs them in another order)."""
+        cdef Py_ssize_t j, n = self.n_leaves + self.n_interior
         cdef uint8_t c
         cdef double y, r
-        for j in range(self.n_interior):
-            c = _op_of(self.code[j])
-            y = self.consts[self.b[j]] if c == MG_POWC else self.data[self.b[j]]
-            if mg_forward(c, self.data[self.a[j]], y, &r) != MG_OK:
-                return self.n_leaves + j
-            self.data[self.n_leaves + j] = r
-        return NO_ERROR
+        cdef double *data = <double *>malloc(max(n, 1) * sizeof(double))
+        if data == NULL:
+            raise MemoryError("Tape: out of memory replaying the graph")
+        try:
+            memcpy(data, self.data, self.n_leaves * sizeof(double))  # the leaves keep their slots
+            for j in range(self.n_interior):
+                c = _op_of(self.code[j])
+                y = self.consts[self.b[j]] if c == MG_POWC else data[self.b[j]]
+                if mg_forward(c, data[self.a[j]], y, &r) != MG_OK:
+                    raise kernels.forward_error(c, data[self.a[j]], y)
+                data[self.n_leaves + j] = r
+        finally:
+            free(data)
+        return 0
 
     cdef Py_ssize_t _run_planned_forward(self) noexcept nogil:
         """The matrix stage's forward (see _schedule.pyx): its steps in height order."""
@@ -1087,11 +1114,11 @@ cdef class CompiledTape:
             step = p.forward[i]
             index = step & STEP_INDEX
             if step >> STEP_SHIFT == STEP_NODE:
-                c = _op_of(self.code[index])
-                y = self.consts[self.b[index]] if c == MG_POWC else data[self.b[index]]
-                if mg_forward(c, data[self.a[index]], y, &r) != MG_OK:
-                    return n_leaves + index
-                data[n_leaves + index] = r
+                c = _op_of(p.node_code[index])
+                y = self.consts[p.node_b[index]] if c == MG_POWC else data[p.node_b[index]]
+                if mg_forward(c, data[p.node_a[index]], y, &r) != MG_OK:
+                    return index
+                data[p.node_out[index]] = r
             elif step >> STEP_SHIFT == STEP_CHAIN:
                 data[p.chain_out[index]] = _chain_forward(data, p.ta, p.tb, p.chains + index)
             else:
@@ -1100,7 +1127,8 @@ cdef class CompiledTape:
 
     cdef Py_ssize_t _run_planned_backward(self) noexcept nogil:
         """The matrix stage's backward: its steps in the checked order (see _schedule.pyx).
-        As _run_backward, each step clears the grads it read."""
+        As _run_backward, each step clears the grads it read. NO_ERROR, or the index of a node
+        step whose op code is unknown."""
         cdef const double *data = self.data
         cdef double *grad = self.grad
         cdef const MatrixPlan *p = &self.plan
@@ -1110,23 +1138,23 @@ cdef class CompiledTape:
         cdef int32_t ib
         cdef double y
         cdef double *gb
-        grad[n_leaves + self.n_interior - 1] = 1.0
+        grad[p.root] = 1.0
         for i in range(p.n_steps):
             step = p.backward[i]
             index = step & STEP_INDEX
             if step >> STEP_SHIFT == STEP_NODE:
-                c = _op_of(self.code[index])
-                j = n_leaves + index
-                ib = self.b[index]
+                c = _op_of(p.node_code[index])
+                j = p.node_out[index]
+                ib = p.node_b[index]
                 if c == MG_POWC:
                     y = self.consts[ib]
                     gb = NULL
                 else:
                     y = data[ib]
                     gb = &grad[ib]
-                if mg_backward(c, data[self.a[index]], y, data[j], grad[j], &grad[self.a[index]], gb) != MG_OK:
-                    memset(grad + n_leaves, 0, self.n_interior * sizeof(double))
-                    return j
+                if mg_backward(c, data[p.node_a[index]], y, data[j], grad[j], &grad[p.node_a[index]], gb) != MG_OK:
+                    memset(grad + n_leaves, 0, (p.n_live - n_leaves) * sizeof(double))
+                    return index
                 grad[j] = 0.0
             elif step >> STEP_SHIFT == STEP_CHAIN:
                 j = p.chain_out[index]
