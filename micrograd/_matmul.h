@@ -1,0 +1,303 @@
+/* micrograd/_matmul.h: a layer of dot products over a batch, forward and backward, bit for bit
+ * as the scalar loop computes them.
+ *
+ * The compiled tape (_tape.pyx) replays Karpathy's Neuron, `sum((wi*xi for ...), b)`, as
+ * `acc = start; acc = acc + w0*x0; acc = acc + w1*x1; ...`: one multiply rounding, then one add
+ * rounding, terms in order. These kernels compute R x C such accumulators at once and keep every
+ * accumulator's order: the speed comes only from running many independent accumulators side by
+ * side (SIMD lanes across accumulators, a register tile of them), never from reordering a sum
+ * and never from a fused multiply-add. Build with -ffp-contract=off (gcc/clang) or /fp:precise
+ * (MSVC), as setup.py does: with contraction on, `acc + a*b` may become one fma and the bits
+ * change (tests/test_matmul_kernels.py would see it).
+ *
+ * Row-major doubles, sizes >= 1. G (the output's gradient) is R x C.
+ *
+ *   mg_mm_forward    out[r,c] = S[r,c] + W[r,0]*X[c,0] + W[r,1]*X[c,1] + ... (k = 0..K-1, in order)
+ *   mg_mm_backward_w dW[r,k] += X[0,k]*G[r,0], then += X[1,k]*G[r,1], ... (c = 0..C-1, in order)
+ *   mg_mm_backward_x dX[c,k] += W[0,k]*G[0,c], then += W[1,k]*G[1,c], ... (r = 0..R-1, in order)
+ *
+ * Each call may use mg_mm_scratch_doubles(R, C, K) doubles at `scratch` (any alignment).
+ *
+ * All three are one operation, C(i,j) += A(i,k) * B(k,j) for k in order, with different strides
+ * (mg_mm_run): B(k, j0..j0+NR) is the vector operand, A(i,k) the broadcast one. The micro-kernel
+ * (MG_MM_DEFINE_UKR) keeps an MR x NR tile of accumulators in registers; it is written once and
+ * compiled for several instruction sets. On x86-64 with gcc or clang the best one the CPU has is
+ * chosen at run time (AVX-512F, AVX2, else SSE2); elsewhere the baseline vectors (SSE2, NEON)
+ * or, on MSVC, plain C. Every path gives the same bits: each lane multiplies, then adds.
+ * mg_mm_force_isa() lets the tests run every path available.
+ */
+#ifndef MICROGRAD_MATMUL_H
+#define MICROGRAD_MATMUL_H
+
+#include <stddef.h>
+#include <string.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define MG_MM_RESTRICT __restrict__
+#define MG_MM_API static __attribute__((unused))
+#define MG_MM_PRAGMA(x) _Pragma(#x)
+/* Tiles are loops of constant bounds: unrolled, so that the accumulators live in registers. */
+#define MG_MM_UNROLL MG_MM_PRAGMA(GCC unroll 16)
+#elif defined(_MSC_VER)
+#define MG_MM_RESTRICT __restrict
+#define MG_MM_API static
+#define MG_MM_UNROLL
+#else
+#define MG_MM_RESTRICT
+#define MG_MM_API static
+#define MG_MM_UNROLL
+#endif
+
+#if defined(__clang__)
+/* clang contracts a*b + c within an expression unless told not to (gcc obeys -ffp-contract=off). */
+#define MG_MM_NO_CONTRACT MG_MM_PRAGMA(clang fp contract(off))
+#else
+#define MG_MM_NO_CONTRACT
+#endif
+
+/* The instruction-set paths, slowest first. */
+enum { MG_MM_ISA_C = 0, MG_MM_ISA_VEC128 = 1, MG_MM_ISA_AVX2 = 2, MG_MM_ISA_AVX512 = 3, MG_MM_N_ISA = 4 };
+
+/* The largest tile of any path: the size of the edge tiles' buffers. */
+#define MG_MM_MAX_MR 8
+#define MG_MM_MAX_NR 32
+
+/* -- the micro-kernel ----------------------------------------------------------------------------
+   c[i*ldc + j] (i < MR, j < NR) += a[i*ars + k*aks] * b[k*bks + j] for k = 0..n-1, in order.
+   VT is a vector of V doubles (GCC vector extension); NR is a multiple of V. */
+#define MG_MM_DEFINE_UKR(NAME, ATTR, VT, V, MR, NR)                                                   \
+    ATTR static void NAME(ptrdiff_t n, const double *MG_MM_RESTRICT a, ptrdiff_t ars, ptrdiff_t aks,  \
+                          const double *MG_MM_RESTRICT b, ptrdiff_t bks, double *MG_MM_RESTRICT c,    \
+                          ptrdiff_t ldc) {                                                            \
+        MG_MM_NO_CONTRACT                                                                             \
+        VT acc[MR][(NR) / (V)];                                                                       \
+        ptrdiff_t k;                                                                                  \
+        int i, j;                                                                                     \
+        MG_MM_UNROLL for (i = 0; i < (MR); i++)                                                       \
+            MG_MM_UNROLL for (j = 0; j < (NR) / (V); j++)                                             \
+                memcpy(&acc[i][j], c + i * ldc + j * (V), sizeof(VT));                                \
+        for (k = 0; k < n; k++, a += aks, b += bks) {                                                 \
+            VT bv[(NR) / (V)];                                                                        \
+            MG_MM_UNROLL for (j = 0; j < (NR) / (V); j++) memcpy(&bv[j], b + j * (V), sizeof(VT));    \
+            MG_MM_UNROLL for (i = 0; i < (MR); i++) {                                                 \
+                const double ai = a[i * ars];                                                         \
+                MG_MM_UNROLL for (j = 0; j < (NR) / (V); j++) {                                       \
+                    VT p = bv[j] * ai;    /* one rounding (ai broadcast to every lane) */             \
+                    acc[i][j] = acc[i][j] + p; /* and another: never an fma */                        \
+                }                                                                                     \
+            }                                                                                         \
+        }                                                                                             \
+        MG_MM_UNROLL for (i = 0; i < (MR); i++)                                                       \
+            MG_MM_UNROLL for (j = 0; j < (NR) / (V); j++)                                             \
+                memcpy(c + i * ldc + j * (V), &acc[i][j], sizeof(VT));                                \
+    }
+
+/* Plain C, for compilers without vector extensions (MSVC) and as the reference path. */
+#define MG_MM_C_MR 4
+#define MG_MM_C_NR 4
+static void mg_mm_ukr_c(ptrdiff_t n, const double *MG_MM_RESTRICT a, ptrdiff_t ars, ptrdiff_t aks,
+                        const double *MG_MM_RESTRICT b, ptrdiff_t bks, double *MG_MM_RESTRICT c, ptrdiff_t ldc) {
+    double acc[MG_MM_C_MR][MG_MM_C_NR];
+    ptrdiff_t k;
+    int i, j;
+    for (i = 0; i < MG_MM_C_MR; i++)
+        for (j = 0; j < MG_MM_C_NR; j++) acc[i][j] = c[i * ldc + j];
+    for (k = 0; k < n; k++, a += aks, b += bks)
+        for (i = 0; i < MG_MM_C_MR; i++) {
+            double ai = a[i * ars];
+            for (j = 0; j < MG_MM_C_NR; j++) {
+                double p = ai * b[j];
+                acc[i][j] = acc[i][j] + p;
+            }
+        }
+    for (i = 0; i < MG_MM_C_MR; i++)
+        for (j = 0; j < MG_MM_C_NR; j++) c[i * ldc + j] = acc[i][j];
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+#define MG_MM_HAVE_VEC128 1
+typedef double mg_mm_v2d __attribute__((vector_size(16)));
+/* SSE2 on x86-64, NEON on arm64: the baseline every CPU of those platforms has. */
+MG_MM_DEFINE_UKR(mg_mm_ukr_vec128, , mg_mm_v2d, 2, 4, 4)
+#define MG_MM_VEC128_MR 4
+#define MG_MM_VEC128_NR 4
+#endif
+
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__)) && !defined(_MSC_VER) \
+    && (defined(__clang__) || __GNUC__ >= 6)
+/* Chosen at run time; the rest of the extension stays baseline x86-64. */
+#define MG_MM_HAVE_X86_DISPATCH 1
+typedef double mg_mm_v4d __attribute__((vector_size(32)));
+typedef double mg_mm_v8d __attribute__((vector_size(64)));
+MG_MM_DEFINE_UKR(mg_mm_ukr_avx2, __attribute__((target("avx2"))), mg_mm_v4d, 4, 4, 8)
+#define MG_MM_AVX2_MR 4
+#define MG_MM_AVX2_NR 8
+MG_MM_DEFINE_UKR(mg_mm_ukr_avx512, __attribute__((target("avx512f"))), mg_mm_v8d, 8, 4, 16)
+#define MG_MM_AVX512_MR 4
+#define MG_MM_AVX512_NR 16
+#if defined(__APPLE__)
+#include <sys/sysctl.h>
+/* macOS enables the AVX-512 state lazily: ask the kernel, not cpuid. */
+static int mg_mm_sysctl_flag(const char *name) {
+    int value = 0;
+    size_t size = sizeof value;
+    return sysctlbyname(name, &value, &size, NULL, 0) == 0 && value != 0;
+}
+#define MG_MM_CPU_HAS_AVX2() mg_mm_sysctl_flag("hw.optional.avx2_0")
+#define MG_MM_CPU_HAS_AVX512() mg_mm_sysctl_flag("hw.optional.avx512f")
+#else
+#define MG_MM_CPU_HAS_AVX2() __builtin_cpu_supports("avx2")
+#define MG_MM_CPU_HAS_AVX512() __builtin_cpu_supports("avx512f")
+#endif
+#endif
+
+/* -- paths and their choice --------------------------------------------------------------------- */
+
+typedef void (*mg_mm_ukr_fn)(ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t,
+                             double *, ptrdiff_t);
+typedef struct {
+    mg_mm_ukr_fn ukr; /* NULL: not compiled here */
+    int mr, nr;
+    const char *name;
+} mg_mm_path;
+
+static const mg_mm_path mg_mm_paths[MG_MM_N_ISA] = {
+    {mg_mm_ukr_c, MG_MM_C_MR, MG_MM_C_NR, "c"},
+#ifdef MG_MM_HAVE_VEC128
+    {mg_mm_ukr_vec128, MG_MM_VEC128_MR, MG_MM_VEC128_NR, "vec128"},
+#else
+    {NULL, 0, 0, "vec128"},
+#endif
+#ifdef MG_MM_HAVE_X86_DISPATCH
+    {mg_mm_ukr_avx2, MG_MM_AVX2_MR, MG_MM_AVX2_NR, "avx2"},
+    {mg_mm_ukr_avx512, MG_MM_AVX512_MR, MG_MM_AVX512_NR, "avx512"},
+#else
+    {NULL, 0, 0, "avx2"},
+    {NULL, 0, 0, "avx512"},
+#endif
+};
+
+/* Whether path `level` is compiled here and this CPU runs it. */
+MG_MM_API int mg_mm_isa_available(int level) {
+    if (level < 0 || level >= MG_MM_N_ISA || mg_mm_paths[level].ukr == NULL) return 0;
+#ifdef MG_MM_HAVE_X86_DISPATCH
+    if (level == MG_MM_ISA_AVX2) return MG_MM_CPU_HAS_AVX2() ? 1 : 0;
+    if (level == MG_MM_ISA_AVX512) return MG_MM_CPU_HAS_AVX512() ? 1 : 0;
+#endif
+    return 1;
+}
+
+/* The path forced by mg_mm_force_isa (tests and benchmarks), or -1: the best available. Set it
+   before the kernels run, never while another thread calls them. */
+static int mg_mm_forced_isa = -1;
+
+/* The path the kernels use now. */
+MG_MM_API int mg_mm_isa(void) {
+    int level;
+    if (mg_mm_forced_isa >= 0) return mg_mm_forced_isa;
+    for (level = MG_MM_N_ISA - 1; level > 0; level--)
+        if (mg_mm_isa_available(level)) return level;
+    return MG_MM_ISA_C;
+}
+
+/* Force path `level` (-1: back to the automatic choice). 0, or -1 if it is not available here. */
+MG_MM_API int mg_mm_force_isa(int level) {
+    if (level != -1 && !mg_mm_isa_available(level)) return -1;
+    mg_mm_forced_isa = level;
+    return 0;
+}
+
+MG_MM_API const char *mg_mm_isa_name(int level) {
+    return level >= 0 && level < MG_MM_N_ISA ? mg_mm_paths[level].name : "unknown";
+}
+
+/* -- the driver ----------------------------------------------------------------------------------- */
+
+/* Scratch of mg_mm_run for a sum of n terms: one packed panel of B and one of A (edge rows),
+   plus room to align them. */
+static ptrdiff_t mg_mm_run_scratch(ptrdiff_t n) { return n * (MG_MM_MAX_NR + MG_MM_MAX_MR) + 8; }
+
+MG_MM_API ptrdiff_t mg_mm_scratch_doubles(ptrdiff_t R, ptrdiff_t C, ptrdiff_t K) {
+    ptrdiff_t n = R > C ? R : C;
+    return mg_mm_run_scratch(n > K ? n : K);
+}
+
+/* C[i*ldc + j] (i < M, j < N) += A(i,k) * B(k,j) for k = 0..n-1 in order, where
+   A(i,k) = A[i*ars + k*aks] and B(k,j) = B[k*bks + j*bjs]. */
+static void mg_mm_run(ptrdiff_t M, ptrdiff_t N, ptrdiff_t n, const double *A, ptrdiff_t ars, ptrdiff_t aks,
+                      const double *B, ptrdiff_t bks, ptrdiff_t bjs, double *C, ptrdiff_t ldc, double *scratch) {
+    const mg_mm_path *path = &mg_mm_paths[mg_mm_isa()];
+    const int mr = path->mr, nr = path->nr;
+    /* 64-byte aligned panels: whole cache lines, aligned vector loads */
+    double *bp = (double *)(((size_t)scratch + 63) & ~(size_t)63);
+    double *ap = bp + n * MG_MM_MAX_NR;
+    double tile[MG_MM_MAX_MR * MG_MM_MAX_NR];
+    ptrdiff_t i0, j0, i, j, k;
+
+    for (j0 = 0; j0 < N; j0 += nr) {
+        const ptrdiff_t nj = N - j0 < nr ? N - j0 : nr;
+        const double *b = B + j0 * bjs;
+        ptrdiff_t b_ks = bks;
+        if (bjs != 1 || nj < nr) {
+            /* B's columns j0.. as a contiguous panel, zero beyond N (lanes computed, not kept) */
+            for (k = 0; k < n; k++) {
+                for (j = 0; j < nj; j++) bp[k * nr + j] = b[k * bks + j * bjs];
+                for (; j < nr; j++) bp[k * nr + j] = 0.0;
+            }
+            b = bp;
+            b_ks = nr;
+        }
+        for (i0 = 0; i0 < M; i0 += mr) {
+            const ptrdiff_t ni = M - i0 < mr ? M - i0 : mr;
+            const double *a = A + i0 * ars;
+            ptrdiff_t a_rs = ars, a_ks = aks;
+            if (ni < mr) {
+                /* the last rows, padded with zero rows */
+                for (i = 0; i < mr; i++)
+                    for (k = 0; k < n; k++) ap[i * n + k] = i < ni ? a[i * ars + k * aks] : 0.0;
+                a = ap;
+                a_rs = n;
+                a_ks = 1;
+            }
+            if (ni == mr && nj == nr) {
+                path->ukr(n, a, a_rs, a_ks, b, b_ks, C + i0 * ldc + j0, ldc);
+            } else {
+                /* an edge tile: through a full-size copy */
+                for (i = 0; i < mr; i++)
+                    for (j = 0; j < nr; j++) tile[i * nr + j] = i < ni && j < nj ? C[(i0 + i) * ldc + j0 + j] : 0.0;
+                path->ukr(n, a, a_rs, a_ks, b, b_ks, tile, nr);
+                for (i = 0; i < ni; i++)
+                    for (j = 0; j < nj; j++) C[(i0 + i) * ldc + j0 + j] = tile[i * nr + j];
+            }
+        }
+    }
+}
+
+/* -- the three kernels ---------------------------------------------------------------------------- */
+
+/* out[r*C+c] = S[r*C+c] + W[r,0]*X[c,0], then out = out + W[r,k]*X[c,k] for k = 1..K-1.
+   W is R x K, X is C x K, S and out are R x C (out may be S itself). */
+MG_MM_API void mg_mm_forward(ptrdiff_t R, ptrdiff_t C, ptrdiff_t K, const double *W, const double *X,
+                             const double *S, double *out, double *scratch) {
+    if (out != S) memcpy(out, S, (size_t)(R * C) * sizeof(double));
+    /* A(r,k) = W[r*K + k], B(k,c) = X[c*K + k] (packed by panels: the transpose) */
+    mg_mm_run(R, C, K, W, K, 1, X, 1, K, out, C, scratch);
+}
+
+/* dW[r*K+k] = ((dW[r,k] + X[0,k]*G[r,0]) + X[1,k]*G[r,1]) + ... for c = 0..C-1.
+   X is C x K, G is R x C, dW is R x K. */
+MG_MM_API void mg_mm_backward_w(ptrdiff_t R, ptrdiff_t C, ptrdiff_t K, const double *X, const double *G,
+                                double *dW, double *scratch) {
+    /* A(r,c) = G[r*C + c], B(c,k) = X[c*K + k] */
+    mg_mm_run(R, K, C, G, C, 1, X, K, 1, dW, K, scratch);
+}
+
+/* dX[c*K+k] = ((dX[c,k] + W[0,k]*G[0,c]) + W[1,k]*G[1,c]) + ... for r = 0..R-1.
+   W is R x K, G is R x C, dX is C x K. */
+MG_MM_API void mg_mm_backward_x(ptrdiff_t R, ptrdiff_t C, ptrdiff_t K, const double *W, const double *G,
+                                double *dX, double *scratch) {
+    /* A(c,r) = G[r*C + c], B(r,k) = W[r*K + k] */
+    mg_mm_run(C, K, R, G, 1, C, W, K, 1, dX, K, scratch);
+}
+
+#endif /* MICROGRAD_MATMUL_H */
