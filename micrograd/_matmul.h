@@ -114,13 +114,59 @@ static void mg_mm_ukr_c(ptrdiff_t n, const double *MG_MM_RESTRICT a, ptrdiff_t a
         for (j = 0; j < MG_MM_C_NR; j++) c[i * ldc + j] = acc[i][j];
 }
 
+/* -- the transposing pack ---------------------------------------------------------------------------
+   dst[k*nr + j] = src[j*ld + k] for j < nj, k < n, and 0 for nj <= j < nr: the forward's panel of
+   X transposed (B(k,c) = X[c*K + k]). Data movement only, so any order gives the same bits; the
+   vector paths transpose V x V blocks in registers (a scalar loop would cost as much as the
+   products when R is small). */
+static void mg_mm_pack_t_c(ptrdiff_t n, const double *MG_MM_RESTRICT src, ptrdiff_t ld, ptrdiff_t nj, int nr,
+                           double *MG_MM_RESTRICT dst) {
+    ptrdiff_t j, k;
+    for (j = 0; j < nr; j++)
+        for (k = 0; k < n; k++) dst[k * nr + j] = j < nj ? src[j * ld + k] : 0.0;
+}
+
+#define MG_MM_DEFINE_PACK_T(NAME, ATTR, VT, V, TRANSPOSE)                                              \
+    ATTR static void NAME(ptrdiff_t n, const double *MG_MM_RESTRICT src, ptrdiff_t ld, ptrdiff_t nj, int nr, \
+                          double *MG_MM_RESTRICT dst) {                                                   \
+        ptrdiff_t j0, k0, k;                                                                           \
+        int l;                                                                                         \
+        for (j0 = 0; j0 + (V) <= nj; j0 += (V)) {                                                      \
+            for (k0 = 0; k0 + (V) <= n; k0 += (V)) {                                                   \
+                VT r[V];                                                                               \
+                MG_MM_UNROLL for (l = 0; l < (V); l++) memcpy(&r[l], src + (j0 + l) * ld + k0, sizeof(VT)); \
+                TRANSPOSE(r);                                                                          \
+                MG_MM_UNROLL for (l = 0; l < (V); l++) memcpy(dst + (k0 + l) * nr + j0, &r[l], sizeof(VT)); \
+            }                                                                                          \
+            for (k = k0; k < n; k++)                                                                   \
+                for (l = 0; l < (V); l++) dst[k * nr + j0 + l] = src[(j0 + l) * ld + k];               \
+        }                                                                                              \
+        for (; j0 < nr; j0++)                                                                          \
+            for (k = 0; k < n; k++) dst[k * nr + j0] = j0 < nj ? src[j0 * ld + k] : 0.0;               \
+    }
+
 #if defined(__GNUC__) || defined(__clang__)
 #define MG_MM_HAVE_VEC128 1
 typedef double mg_mm_v2d __attribute__((vector_size(16)));
+typedef long long mg_mm_v2i __attribute__((vector_size(16)));
+#if defined(__clang__) || __GNUC__ >= 12
+#define MG_MM_SHUF(MASKT, a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define MG_MM_SHUF(MASKT, a, b, ...) __builtin_shuffle(a, b, (MASKT){__VA_ARGS__})
+#endif
+#define MG_MM_TRANSPOSE2(r)                                                                            \
+    do {                                                                                               \
+        mg_mm_v2d t0 = MG_MM_SHUF(mg_mm_v2i, r[0], r[1], 0, 2), t1 = MG_MM_SHUF(mg_mm_v2i, r[0], r[1], 1, 3); \
+        r[0] = t0;                                                                                     \
+        r[1] = t1;                                                                                     \
+    } while (0)
+MG_MM_DEFINE_PACK_T(mg_mm_pack_t_vec128, , mg_mm_v2d, 2, MG_MM_TRANSPOSE2)
 /* SSE2 on x86-64, NEON on arm64: the baseline every CPU of those platforms has. */
-MG_MM_DEFINE_UKR(mg_mm_ukr_vec128, , mg_mm_v2d, 2, 4, 4)
+#ifndef MG_MM_VEC128_MR
 #define MG_MM_VEC128_MR 4
 #define MG_MM_VEC128_NR 4
+#endif
+MG_MM_DEFINE_UKR(mg_mm_ukr_vec128, , mg_mm_v2d, 2, MG_MM_VEC128_MR, MG_MM_VEC128_NR)
 #endif
 
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__)) && !defined(_MSC_VER) \
@@ -129,12 +175,56 @@ MG_MM_DEFINE_UKR(mg_mm_ukr_vec128, , mg_mm_v2d, 2, 4, 4)
 #define MG_MM_HAVE_X86_DISPATCH 1
 typedef double mg_mm_v4d __attribute__((vector_size(32)));
 typedef double mg_mm_v8d __attribute__((vector_size(64)));
-MG_MM_DEFINE_UKR(mg_mm_ukr_avx2, __attribute__((target("avx2"))), mg_mm_v4d, 4, 4, 8)
+#ifndef MG_MM_AVX2_MR
 #define MG_MM_AVX2_MR 4
 #define MG_MM_AVX2_NR 8
-MG_MM_DEFINE_UKR(mg_mm_ukr_avx512, __attribute__((target("avx512f"))), mg_mm_v8d, 8, 4, 16)
+#endif
+#ifndef MG_MM_AVX512_MR
 #define MG_MM_AVX512_MR 4
 #define MG_MM_AVX512_NR 16
+#endif
+MG_MM_DEFINE_UKR(mg_mm_ukr_avx2, __attribute__((target("avx2"))), mg_mm_v4d, 4, MG_MM_AVX2_MR, MG_MM_AVX2_NR)
+MG_MM_DEFINE_UKR(mg_mm_ukr_avx512, __attribute__((target("avx512f"))), mg_mm_v8d, 8, MG_MM_AVX512_MR, MG_MM_AVX512_NR)
+typedef long long mg_mm_v4i __attribute__((vector_size(32)));
+typedef long long mg_mm_v8i __attribute__((vector_size(64)));
+/* 4 x 4: pairs of rows interleaved, then pairs of halves */
+#define MG_MM_TRANSPOSE4(r)                                                                            \
+    do {                                                                                               \
+        mg_mm_v4d t0 = MG_MM_SHUF(mg_mm_v4i, r[0], r[1], 0, 4, 2, 6), t1 = MG_MM_SHUF(mg_mm_v4i, r[0], r[1], 1, 5, 3, 7); \
+        mg_mm_v4d t2 = MG_MM_SHUF(mg_mm_v4i, r[2], r[3], 0, 4, 2, 6), t3 = MG_MM_SHUF(mg_mm_v4i, r[2], r[3], 1, 5, 3, 7); \
+        r[0] = MG_MM_SHUF(mg_mm_v4i, t0, t2, 0, 1, 4, 5);                                              \
+        r[1] = MG_MM_SHUF(mg_mm_v4i, t1, t3, 0, 1, 4, 5);                                              \
+        r[2] = MG_MM_SHUF(mg_mm_v4i, t0, t2, 2, 3, 6, 7);                                              \
+        r[3] = MG_MM_SHUF(mg_mm_v4i, t1, t3, 2, 3, 6, 7);                                              \
+    } while (0)
+/* 8 x 8: rows interleaved in pairs, then by twos, then by fours */
+#define MG_MM_T8_LO(a, b) MG_MM_SHUF(mg_mm_v8i, a, b, 0, 8, 2, 10, 4, 12, 6, 14)
+#define MG_MM_T8_HI(a, b) MG_MM_SHUF(mg_mm_v8i, a, b, 1, 9, 3, 11, 5, 13, 7, 15)
+#define MG_MM_T8_LO2(a, b) MG_MM_SHUF(mg_mm_v8i, a, b, 0, 1, 8, 9, 4, 5, 12, 13)
+#define MG_MM_T8_HI2(a, b) MG_MM_SHUF(mg_mm_v8i, a, b, 2, 3, 10, 11, 6, 7, 14, 15)
+#define MG_MM_T8_LO4(a, b) MG_MM_SHUF(mg_mm_v8i, a, b, 0, 1, 2, 3, 8, 9, 10, 11)
+#define MG_MM_T8_HI4(a, b) MG_MM_SHUF(mg_mm_v8i, a, b, 4, 5, 6, 7, 12, 13, 14, 15)
+#define MG_MM_TRANSPOSE8(r)                                                                            \
+    do {                                                                                               \
+        mg_mm_v8d t0 = MG_MM_T8_LO(r[0], r[1]), t1 = MG_MM_T8_HI(r[0], r[1]);                          \
+        mg_mm_v8d t2 = MG_MM_T8_LO(r[2], r[3]), t3 = MG_MM_T8_HI(r[2], r[3]);                          \
+        mg_mm_v8d t4 = MG_MM_T8_LO(r[4], r[5]), t5 = MG_MM_T8_HI(r[4], r[5]);                          \
+        mg_mm_v8d t6 = MG_MM_T8_LO(r[6], r[7]), t7 = MG_MM_T8_HI(r[6], r[7]);                          \
+        mg_mm_v8d u0 = MG_MM_T8_LO2(t0, t2), u1 = MG_MM_T8_LO2(t1, t3);                                \
+        mg_mm_v8d u2 = MG_MM_T8_HI2(t0, t2), u3 = MG_MM_T8_HI2(t1, t3);                                \
+        mg_mm_v8d u4 = MG_MM_T8_LO2(t4, t6), u5 = MG_MM_T8_LO2(t5, t7);                                \
+        mg_mm_v8d u6 = MG_MM_T8_HI2(t4, t6), u7 = MG_MM_T8_HI2(t5, t7);                                \
+        r[0] = MG_MM_T8_LO4(u0, u4);                                                                   \
+        r[1] = MG_MM_T8_LO4(u1, u5);                                                                   \
+        r[2] = MG_MM_T8_LO4(u2, u6);                                                                   \
+        r[3] = MG_MM_T8_LO4(u3, u7);                                                                   \
+        r[4] = MG_MM_T8_HI4(u0, u4);                                                                   \
+        r[5] = MG_MM_T8_HI4(u1, u5);                                                                   \
+        r[6] = MG_MM_T8_HI4(u2, u6);                                                                   \
+        r[7] = MG_MM_T8_HI4(u3, u7);                                                                   \
+    } while (0)
+MG_MM_DEFINE_PACK_T(mg_mm_pack_t_avx2, __attribute__((target("avx2"))), mg_mm_v4d, 4, MG_MM_TRANSPOSE4)
+MG_MM_DEFINE_PACK_T(mg_mm_pack_t_avx512, __attribute__((target("avx512f"))), mg_mm_v8d, 8, MG_MM_TRANSPOSE8)
 #if defined(__APPLE__)
 #include <sys/sysctl.h>
 /* macOS enables the AVX-512 state lazily: ask the kernel, not cpuid. */
@@ -155,25 +245,27 @@ static int mg_mm_sysctl_flag(const char *name) {
 
 typedef void (*mg_mm_ukr_fn)(ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t,
                              double *, ptrdiff_t);
+typedef void (*mg_mm_pack_fn)(ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, int, double *);
 typedef struct {
     mg_mm_ukr_fn ukr; /* NULL: not compiled here */
     int mr, nr;
+    mg_mm_pack_fn pack_t;
     const char *name;
 } mg_mm_path;
 
 static const mg_mm_path mg_mm_paths[MG_MM_N_ISA] = {
-    {mg_mm_ukr_c, MG_MM_C_MR, MG_MM_C_NR, "c"},
+    {mg_mm_ukr_c, MG_MM_C_MR, MG_MM_C_NR, mg_mm_pack_t_c, "c"},
 #ifdef MG_MM_HAVE_VEC128
-    {mg_mm_ukr_vec128, MG_MM_VEC128_MR, MG_MM_VEC128_NR, "vec128"},
+    {mg_mm_ukr_vec128, MG_MM_VEC128_MR, MG_MM_VEC128_NR, mg_mm_pack_t_vec128, "vec128"},
 #else
-    {NULL, 0, 0, "vec128"},
+    {NULL, 0, 0, NULL, "vec128"},
 #endif
 #ifdef MG_MM_HAVE_X86_DISPATCH
-    {mg_mm_ukr_avx2, MG_MM_AVX2_MR, MG_MM_AVX2_NR, "avx2"},
-    {mg_mm_ukr_avx512, MG_MM_AVX512_MR, MG_MM_AVX512_NR, "avx512"},
+    {mg_mm_ukr_avx2, MG_MM_AVX2_MR, MG_MM_AVX2_NR, mg_mm_pack_t_avx2, "avx2"},
+    {mg_mm_ukr_avx512, MG_MM_AVX512_MR, MG_MM_AVX512_NR, mg_mm_pack_t_avx512, "avx512"},
 #else
-    {NULL, 0, 0, "avx2"},
-    {NULL, 0, 0, "avx512"},
+    {NULL, 0, 0, NULL, "avx2"},
+    {NULL, 0, 0, NULL, "avx512"},
 #endif
 };
 
@@ -234,12 +326,23 @@ static void mg_mm_run(ptrdiff_t M, ptrdiff_t N, ptrdiff_t n, const double *A, pt
     double tile[MG_MM_MAX_MR * MG_MM_MAX_NR];
     ptrdiff_t i0, j0, i, j, k;
 
+    if (M % mr) {
+        /* the last rows of A, padded with zero rows to a whole tile */
+        const ptrdiff_t first = M - M % mr;
+        for (i = 0; i < mr; i++)
+            for (k = 0; k < n; k++) ap[i * n + k] = first + i < M ? A[(first + i) * ars + k * aks] : 0.0;
+    }
     for (j0 = 0; j0 < N; j0 += nr) {
         const ptrdiff_t nj = N - j0 < nr ? N - j0 : nr;
         const double *b = B + j0 * bjs;
         ptrdiff_t b_ks = bks;
-        if (bjs != 1 || nj < nr) {
-            /* B's columns j0.. as a contiguous panel, zero beyond N (lanes computed, not kept) */
+        /* B's columns j0.. as a contiguous panel, zero beyond N (lanes computed, not kept),
+           unless they are one already */
+        if (bks == 1 && bjs != 1) {
+            path->pack_t(n, b, bjs, nj, nr, bp);
+            b = bp;
+            b_ks = nr;
+        } else if (bjs != 1 || nj < nr) {
             for (k = 0; k < n; k++) {
                 for (j = 0; j < nj; j++) bp[k * nr + j] = b[k * bks + j * bjs];
                 for (; j < nr; j++) bp[k * nr + j] = 0.0;
@@ -251,10 +354,7 @@ static void mg_mm_run(ptrdiff_t M, ptrdiff_t N, ptrdiff_t n, const double *A, pt
             const ptrdiff_t ni = M - i0 < mr ? M - i0 : mr;
             const double *a = A + i0 * ars;
             ptrdiff_t a_rs = ars, a_ks = aks;
-            if (ni < mr) {
-                /* the last rows, padded with zero rows */
-                for (i = 0; i < mr; i++)
-                    for (k = 0; k < n; k++) ap[i * n + k] = i < ni ? a[i * ars + k * aks] : 0.0;
+            if (ni < mr) { /* the last rows: packed once, below */
                 a = ap;
                 a_rs = n;
                 a_ks = 1;
