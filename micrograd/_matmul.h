@@ -92,27 +92,19 @@ enum { MG_MM_ISA_C = 0, MG_MM_ISA_VEC128 = 1, MG_MM_ISA_AVX2 = 2, MG_MM_ISA_AVX5
                 memcpy(c + i * ldc + j * (V), &acc[i][j], sizeof(VT));                                \
     }
 
-/* Plain C, for compilers without vector extensions (MSVC) and as the reference path. */
+/* The four tiles of a path: MR x NR for the body, and half as many rows and/or columns for the
+   edges (10 rows are 8 + 2 rows padded to 4, not to 8). */
+#define MG_MM_DEFINE_UKRS(PREFIX, ATTR, VT, V, MR, NR)                                                 \
+    MG_MM_DEFINE_UKR(PREFIX##_full, ATTR, VT, V, MR, NR)                                              \
+    MG_MM_DEFINE_UKR(PREFIX##_hr, ATTR, VT, V, (MR) / 2, NR)                                          \
+    MG_MM_DEFINE_UKR(PREFIX##_hc, ATTR, VT, V, MR, (NR) / 2)                                          \
+    MG_MM_DEFINE_UKR(PREFIX##_hh, ATTR, VT, V, (MR) / 2, (NR) / 2)
+#define MG_MM_UKRS(PREFIX) {{PREFIX##_full, PREFIX##_hc}, {PREFIX##_hr, PREFIX##_hh}}
+
+/* Plain C (a "vector" of one double), for compilers without vector extensions (MSVC). */
 #define MG_MM_C_MR 4
 #define MG_MM_C_NR 4
-static void mg_mm_ukr_c(ptrdiff_t n, const double *MG_MM_RESTRICT a, ptrdiff_t ars, ptrdiff_t aks,
-                        const double *MG_MM_RESTRICT b, ptrdiff_t bks, double *MG_MM_RESTRICT c, ptrdiff_t ldc) {
-    double acc[MG_MM_C_MR][MG_MM_C_NR];
-    ptrdiff_t k;
-    int i, j;
-    for (i = 0; i < MG_MM_C_MR; i++)
-        for (j = 0; j < MG_MM_C_NR; j++) acc[i][j] = c[i * ldc + j];
-    for (k = 0; k < n; k++, a += aks, b += bks)
-        for (i = 0; i < MG_MM_C_MR; i++) {
-            double ai = a[i * ars];
-            for (j = 0; j < MG_MM_C_NR; j++) {
-                double p = ai * b[j];
-                acc[i][j] = acc[i][j] + p;
-            }
-        }
-    for (i = 0; i < MG_MM_C_MR; i++)
-        for (j = 0; j < MG_MM_C_NR; j++) c[i * ldc + j] = acc[i][j];
-}
+MG_MM_DEFINE_UKRS(mg_mm_ukr_c, , double, 1, MG_MM_C_MR, MG_MM_C_NR)
 
 /* -- the transposing pack ---------------------------------------------------------------------------
    dst[k*nr + j] = src[j*ld + k] for j < nj, k < n, and 0 for nj <= j < nr: the forward's panel of
@@ -166,7 +158,7 @@ MG_MM_DEFINE_PACK_T(mg_mm_pack_t_vec128, , mg_mm_v2d, 2, MG_MM_TRANSPOSE2)
 #define MG_MM_VEC128_MR 4
 #define MG_MM_VEC128_NR 4
 #endif
-MG_MM_DEFINE_UKR(mg_mm_ukr_vec128, , mg_mm_v2d, 2, MG_MM_VEC128_MR, MG_MM_VEC128_NR)
+MG_MM_DEFINE_UKRS(mg_mm_ukr_vec128, , mg_mm_v2d, 2, MG_MM_VEC128_MR, MG_MM_VEC128_NR)
 #endif
 
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__)) && !defined(_MSC_VER) \
@@ -180,11 +172,11 @@ typedef double mg_mm_v8d __attribute__((vector_size(64)));
 #define MG_MM_AVX2_NR 8
 #endif
 #ifndef MG_MM_AVX512_MR
-#define MG_MM_AVX512_MR 4
+#define MG_MM_AVX512_MR 8
 #define MG_MM_AVX512_NR 16
 #endif
-MG_MM_DEFINE_UKR(mg_mm_ukr_avx2, __attribute__((target("avx2"))), mg_mm_v4d, 4, MG_MM_AVX2_MR, MG_MM_AVX2_NR)
-MG_MM_DEFINE_UKR(mg_mm_ukr_avx512, __attribute__((target("avx512f"))), mg_mm_v8d, 8, MG_MM_AVX512_MR, MG_MM_AVX512_NR)
+MG_MM_DEFINE_UKRS(mg_mm_ukr_avx2, __attribute__((target("avx2"))), mg_mm_v4d, 4, MG_MM_AVX2_MR, MG_MM_AVX2_NR)
+MG_MM_DEFINE_UKRS(mg_mm_ukr_avx512, __attribute__((target("avx512f"))), mg_mm_v8d, 8, MG_MM_AVX512_MR, MG_MM_AVX512_NR)
 typedef long long mg_mm_v4i __attribute__((vector_size(32)));
 typedef long long mg_mm_v8i __attribute__((vector_size(64)));
 /* 4 x 4: pairs of rows interleaved, then pairs of halves */
@@ -247,31 +239,31 @@ typedef void (*mg_mm_ukr_fn)(ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, co
                              double *, ptrdiff_t);
 typedef void (*mg_mm_pack_fn)(ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, int, double *);
 typedef struct {
-    mg_mm_ukr_fn ukr; /* NULL: not compiled here */
+    mg_mm_ukr_fn ukr[2][2]; /* [half the rows][half the columns]; NULL: not compiled here */
     int mr, nr;
     mg_mm_pack_fn pack_t;
     const char *name;
 } mg_mm_path;
 
 static const mg_mm_path mg_mm_paths[MG_MM_N_ISA] = {
-    {mg_mm_ukr_c, MG_MM_C_MR, MG_MM_C_NR, mg_mm_pack_t_c, "c"},
+    {MG_MM_UKRS(mg_mm_ukr_c), MG_MM_C_MR, MG_MM_C_NR, mg_mm_pack_t_c, "c"},
 #ifdef MG_MM_HAVE_VEC128
-    {mg_mm_ukr_vec128, MG_MM_VEC128_MR, MG_MM_VEC128_NR, mg_mm_pack_t_vec128, "vec128"},
+    {MG_MM_UKRS(mg_mm_ukr_vec128), MG_MM_VEC128_MR, MG_MM_VEC128_NR, mg_mm_pack_t_vec128, "vec128"},
 #else
-    {NULL, 0, 0, NULL, "vec128"},
+    {{{NULL, NULL}, {NULL, NULL}}, 0, 0, NULL, "vec128"},
 #endif
 #ifdef MG_MM_HAVE_X86_DISPATCH
-    {mg_mm_ukr_avx2, MG_MM_AVX2_MR, MG_MM_AVX2_NR, mg_mm_pack_t_avx2, "avx2"},
-    {mg_mm_ukr_avx512, MG_MM_AVX512_MR, MG_MM_AVX512_NR, mg_mm_pack_t_avx512, "avx512"},
+    {MG_MM_UKRS(mg_mm_ukr_avx2), MG_MM_AVX2_MR, MG_MM_AVX2_NR, mg_mm_pack_t_avx2, "avx2"},
+    {MG_MM_UKRS(mg_mm_ukr_avx512), MG_MM_AVX512_MR, MG_MM_AVX512_NR, mg_mm_pack_t_avx512, "avx512"},
 #else
-    {NULL, 0, 0, NULL, "avx2"},
-    {NULL, 0, 0, NULL, "avx512"},
+    {{{NULL, NULL}, {NULL, NULL}}, 0, 0, NULL, "avx2"},
+    {{{NULL, NULL}, {NULL, NULL}}, 0, 0, NULL, "avx512"},
 #endif
 };
 
 /* Whether path `level` is compiled here and this CPU runs it. */
 MG_MM_API int mg_mm_isa_available(int level) {
-    if (level < 0 || level >= MG_MM_N_ISA || mg_mm_paths[level].ukr == NULL) return 0;
+    if (level < 0 || level >= MG_MM_N_ISA || mg_mm_paths[level].ukr[0][0] == NULL) return 0;
 #ifdef MG_MM_HAVE_X86_DISPATCH
     if (level == MG_MM_ISA_AVX2) return MG_MM_CPU_HAS_AVX2() ? 1 : 0;
     if (level == MG_MM_ISA_AVX512) return MG_MM_CPU_HAS_AVX512() ? 1 : 0;
@@ -320,55 +312,54 @@ static void mg_mm_run(ptrdiff_t M, ptrdiff_t N, ptrdiff_t n, const double *A, pt
                       const double *B, ptrdiff_t bks, ptrdiff_t bjs, double *C, ptrdiff_t ldc, double *scratch) {
     const mg_mm_path *path = &mg_mm_paths[mg_mm_isa()];
     const int mr = path->mr, nr = path->nr;
+    /* the last rows go through a tile of half the rows if they fit in one */
+    const ptrdiff_t body = M - M % mr;
+    const int edge_half = M % mr != 0 && M % mr <= mr / 2, edge_mr = edge_half ? mr / 2 : mr;
     /* 64-byte aligned panels: whole cache lines, aligned vector loads */
     double *bp = (double *)(((size_t)scratch + 63) & ~(size_t)63);
     double *ap = bp + n * MG_MM_MAX_NR;
     double tile[MG_MM_MAX_MR * MG_MM_MAX_NR];
     ptrdiff_t i0, j0, i, j, k;
 
-    if (M % mr) {
-        /* the last rows of A, padded with zero rows to a whole tile */
-        const ptrdiff_t first = M - M % mr;
-        for (i = 0; i < mr; i++)
-            for (k = 0; k < n; k++) ap[i * n + k] = first + i < M ? A[(first + i) * ars + k * aks] : 0.0;
-    }
+    if (body < M) /* the last rows of A, packed once, zero rows up to a whole tile */
+        for (i = 0; i < edge_mr; i++)
+            for (k = 0; k < n; k++) ap[i * n + k] = body + i < M ? A[(body + i) * ars + k * aks] : 0.0;
     for (j0 = 0; j0 < N; j0 += nr) {
         const ptrdiff_t nj = N - j0 < nr ? N - j0 : nr;
+        const int half_cols = nj <= nr / 2, pnr = half_cols ? nr / 2 : nr; /* this panel's width */
         const double *b = B + j0 * bjs;
         ptrdiff_t b_ks = bks;
         /* B's columns j0.. as a contiguous panel, zero beyond N (lanes computed, not kept),
            unless they are one already */
         if (bks == 1 && bjs != 1) {
-            path->pack_t(n, b, bjs, nj, nr, bp);
+            path->pack_t(n, b, bjs, nj, pnr, bp);
             b = bp;
-            b_ks = nr;
-        } else if (bjs != 1 || nj < nr) {
+            b_ks = pnr;
+        } else if (bjs != 1 || nj < pnr) {
             for (k = 0; k < n; k++) {
-                for (j = 0; j < nj; j++) bp[k * nr + j] = b[k * bks + j * bjs];
-                for (; j < nr; j++) bp[k * nr + j] = 0.0;
+                for (j = 0; j < nj; j++) bp[k * pnr + j] = b[k * bks + j * bjs];
+                for (; j < pnr; j++) bp[k * pnr + j] = 0.0;
             }
             b = bp;
-            b_ks = nr;
+            b_ks = pnr;
         }
         for (i0 = 0; i0 < M; i0 += mr) {
-            const ptrdiff_t ni = M - i0 < mr ? M - i0 : mr;
-            const double *a = A + i0 * ars;
-            ptrdiff_t a_rs = ars, a_ks = aks;
-            if (ni < mr) { /* the last rows: packed once, below */
-                a = ap;
-                a_rs = n;
-                a_ks = 1;
+            const int last = i0 == body, pmr = last ? edge_mr : mr;
+            const ptrdiff_t ni = last ? M - body : mr;
+            const mg_mm_ukr_fn ukr = path->ukr[last && edge_half][half_cols];
+            if (!last && nj == pnr) {
+                ukr(n, A + i0 * ars, ars, aks, b, b_ks, C + i0 * ldc + j0, ldc);
+                continue;
             }
-            if (ni == mr && nj == nr) {
-                path->ukr(n, a, a_rs, a_ks, b, b_ks, C + i0 * ldc + j0, ldc);
-            } else {
-                /* an edge tile: through a full-size copy */
-                for (i = 0; i < mr; i++)
-                    for (j = 0; j < nr; j++) tile[i * nr + j] = i < ni && j < nj ? C[(i0 + i) * ldc + j0 + j] : 0.0;
-                path->ukr(n, a, a_rs, a_ks, b, b_ks, tile, nr);
-                for (i = 0; i < ni; i++)
-                    for (j = 0; j < nj; j++) C[(i0 + i) * ldc + j0 + j] = tile[i * nr + j];
-            }
+            /* an edge tile: through a whole tile's copy */
+            for (i = 0; i < pmr; i++)
+                for (j = 0; j < pnr; j++) tile[i * pnr + j] = i < ni && j < nj ? C[(i0 + i) * ldc + j0 + j] : 0.0;
+            if (last)
+                ukr(n, ap, n, 1, b, b_ks, tile, pnr);
+            else
+                ukr(n, A + i0 * ars, ars, aks, b, b_ks, tile, pnr);
+            for (i = 0; i < ni; i++)
+                for (j = 0; j < nj; j++) C[(i0 + i) * ldc + j0 + j] = tile[i * pnr + j];
         }
     }
 }
