@@ -19,12 +19,17 @@
  * Each call may use mg_mm_scratch_doubles(R, C, K) doubles at `scratch` (any alignment).
  *
  * All three are one operation, C(i,j) += A(i,k) * B(k,j) for k in order, with different strides
- * (mg_mm_run): B(k, j0..j0+NR) is the vector operand, A(i,k) the broadcast one. The micro-kernel
- * (MG_MM_DEFINE_UKR) keeps an MR x NR tile of accumulators in registers; it is written once and
- * compiled for several instruction sets. On x86-64 with gcc or clang the best one the CPU has is
- * chosen at run time (AVX-512F, AVX2, else SSE2); elsewhere the baseline vectors (SSE2, NEON)
- * or, on MSVC, plain C. Every path gives the same bits: each lane multiplies, then adds.
- * mg_mm_force_isa() lets the tests run every path available.
+ * (mg_mm_run): A(i,k) is broadcast, B(k, j..j+NR) is a vector. backward_w and backward_x read B
+ * where it lies (rows of X, rows of W); the forward's B is X transposed, packed panel by panel in
+ * scratch by an in-register transpose. The micro-kernel (MG_MM_DEFINE_UKR) keeps an MR x NR tile
+ * of accumulators in registers (AVX-512 8 x 16, AVX2 4 x 8, SSE2/NEON and C 4 x 4; tiles of half
+ * the rows or columns take the edges). It is written once, with GCC vector extensions (gcc and
+ * clang), and compiled for several instruction sets. On x86-64 with gcc or clang the best one the
+ * CPU has is chosen at run time (AVX-512F, else AVX2, else SSE2): the rest of the extension, and
+ * a wheel, need only baseline x86-64. Elsewhere: the baseline vectors (SSE2, NEON), or plain C
+ * on MSVC. Every path gives the same bits: each lane multiplies, then adds.
+ * mg_mm_force_isa() lets the tests (tests/test_matmul_kernels.py) and the benchmark
+ * (benchmarks/matmul_kernels.py) run every path this machine has.
  */
 #ifndef MICROGRAD_MATMUL_H
 #define MICROGRAD_MATMUL_H
@@ -40,11 +45,11 @@
 #define MG_MM_UNROLL MG_MM_PRAGMA(GCC unroll 16)
 #elif defined(_MSC_VER)
 #define MG_MM_RESTRICT __restrict
-#define MG_MM_API static
+#define MG_MM_API static __inline /* inline: no warning where a file includes but does not call them */
 #define MG_MM_UNROLL
 #else
 #define MG_MM_RESTRICT
-#define MG_MM_API static
+#define MG_MM_API static inline
 #define MG_MM_UNROLL
 #endif
 

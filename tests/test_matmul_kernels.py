@@ -297,3 +297,25 @@ def test_negative_zero_accumulators(lib, isa):
         zeros = random.Random(7)
         zeros.choice = lambda seq: (-0.0 if zeros.random() < 0.5 else 0.0)  # every value a signed zero
         check_all(lib, R, C, K, zeros, special=1.0, init=-0.0)
+
+
+def test_forward_in_place_and_any_scratch_alignment(lib, isa):
+    """out may be S itself; scratch may start at any double (the kernels align their panels)."""
+    rng = random.Random(600 + isa)
+    for R, C, K in [(9, 37, 11), (16, 100, 16), (3, 8, 40)]:
+        W, X, S = fill(rng, R * K, 0.1), fill(rng, C * K, 0.1), fill(rng, R * C, 0.1)
+        want = array("d", [0.0] * (R * C))
+        lib.ref_forward(R, C, K, ptr(W), ptr(X), ptr(S), ptr(want))
+        for offset in range(8):
+            scratch = guarded([0.0] * (lib.t_scratch(R, C, K) + offset))
+            inplace = guarded(S)
+            scratch_at = ctypes.cast(ctypes.addressof(ptr(scratch, True).contents) + 8 * offset, ctypes.POINTER(ctypes.c_double))
+            lib.t_forward(R, C, K, ptr(W), ptr(X), ptr(inplace, True), ptr(inplace, True), scratch_at)
+            assert_same_bits(inner(inplace), want, f"in-place forward {R}x{C}x{K}, scratch + {offset}")
+            inner(scratch)
+
+
+def test_header_is_shipped_as_package_data():
+    root = Path(__file__).resolve().parent.parent
+    assert '"_matmul.h"' in (root / "pyproject.toml").read_text(encoding="utf-8")
+    assert (HEADER_DIR / "_matmul.h").is_file()
