@@ -182,6 +182,12 @@ typedef double mg_mm_v8d __attribute__((vector_size(64)));
 #endif
 MG_MM_DEFINE_UKRS(mg_mm_ukr_avx2, __attribute__((target("avx2"))), mg_mm_v4d, 4, MG_MM_AVX2_MR, MG_MM_AVX2_NR)
 MG_MM_DEFINE_UKRS(mg_mm_ukr_avx512, __attribute__((target("avx512f"))), mg_mm_v8d, 8, MG_MM_AVX512_MR, MG_MM_AVX512_NR)
+/* A wide tile (fewer rows of A in flight, more columns) for the gradient of X. */
+#ifndef MG_MM_AVX512W_MR
+#define MG_MM_AVX512W_MR 4
+#define MG_MM_AVX512W_NR 32
+#endif
+MG_MM_DEFINE_UKRS(mg_mm_ukr_avx512w, __attribute__((target("avx512f"))), mg_mm_v8d, 8, MG_MM_AVX512W_MR, MG_MM_AVX512W_NR)
 typedef long long mg_mm_v4i __attribute__((vector_size(32)));
 typedef long long mg_mm_v8i __attribute__((vector_size(64)));
 /* 4 x 4: pairs of rows interleaved, then pairs of halves */
@@ -246,29 +252,58 @@ typedef void (*mg_mm_pack_fn)(ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t, i
 typedef struct {
     mg_mm_ukr_fn ukr[2][2]; /* [half the rows][half the columns]; NULL: not compiled here */
     int mr, nr;
+} mg_mm_tiles;
+#define MG_MM_TILES(PREFIX, MR, NR) {MG_MM_UKRS(PREFIX), MR, NR}
+#define MG_MM_NO_TILES {{{NULL, NULL}, {NULL, NULL}}, 0, 0}
+
+/* Two tile shapes per path: square-ish ([0]) and wide ([1], fewer rows of A in flight), the one
+   each kernel prefers (forward, backward_w, backward_x: measured), the transposing pack, a name. */
+enum { MG_MM_FORWARD = 0, MG_MM_BACKWARD_W = 1, MG_MM_BACKWARD_X = 2 };
+typedef struct {
+    mg_mm_tiles tiles[2];
+    int prefer[3];
     mg_mm_pack_fn pack_t;
     const char *name;
 } mg_mm_path;
 
+#define MG_MM_ONE_TILE(PREFIX, MR, NR) {MG_MM_TILES(PREFIX, MR, NR), MG_MM_TILES(PREFIX, MR, NR)}, {0, 0, 0}
 static const mg_mm_path mg_mm_paths[MG_MM_N_ISA] = {
-    {MG_MM_UKRS(mg_mm_ukr_c), MG_MM_C_MR, MG_MM_C_NR, mg_mm_pack_t_c, "c"},
+    {MG_MM_ONE_TILE(mg_mm_ukr_c, MG_MM_C_MR, MG_MM_C_NR), mg_mm_pack_t_c, "c"},
 #ifdef MG_MM_HAVE_VEC128
-    {MG_MM_UKRS(mg_mm_ukr_vec128), MG_MM_VEC128_MR, MG_MM_VEC128_NR, mg_mm_pack_t_vec128, "vec128"},
+    {MG_MM_ONE_TILE(mg_mm_ukr_vec128, MG_MM_VEC128_MR, MG_MM_VEC128_NR), mg_mm_pack_t_vec128, "vec128"},
 #else
-    {{{NULL, NULL}, {NULL, NULL}}, 0, 0, NULL, "vec128"},
+    {{MG_MM_NO_TILES, MG_MM_NO_TILES}, {0, 0, 0}, NULL, "vec128"},
 #endif
 #ifdef MG_MM_HAVE_X86_DISPATCH
-    {MG_MM_UKRS(mg_mm_ukr_avx2), MG_MM_AVX2_MR, MG_MM_AVX2_NR, mg_mm_pack_t_avx2, "avx2"},
-    {MG_MM_UKRS(mg_mm_ukr_avx512), MG_MM_AVX512_MR, MG_MM_AVX512_NR, mg_mm_pack_t_avx512, "avx512"},
+    {MG_MM_ONE_TILE(mg_mm_ukr_avx2, MG_MM_AVX2_MR, MG_MM_AVX2_NR), mg_mm_pack_t_avx2, "avx2"},
+    {{MG_MM_TILES(mg_mm_ukr_avx512, MG_MM_AVX512_MR, MG_MM_AVX512_NR),
+      MG_MM_TILES(mg_mm_ukr_avx512w, MG_MM_AVX512W_MR, MG_MM_AVX512W_NR)},
+     {0, 0, 1}, mg_mm_pack_t_avx512, "avx512"},
 #else
-    {{{NULL, NULL}, {NULL, NULL}}, 0, 0, NULL, "avx2"},
-    {{{NULL, NULL}, {NULL, NULL}}, 0, 0, NULL, "avx512"},
+    {{MG_MM_NO_TILES, MG_MM_NO_TILES}, {0, 0, 0}, NULL, "avx2"},
+    {{MG_MM_NO_TILES, MG_MM_NO_TILES}, {0, 0, 0}, NULL, "avx512"},
 #endif
 };
 
+/* Rows (or columns) computed for m of them with tiles of t: whole tiles, the last one halved
+   if the rest fits in half a tile. */
+static ptrdiff_t mg_mm_padded(ptrdiff_t m, int t) {
+    const ptrdiff_t rest = m % t;
+    return m - rest + (rest == 0 ? 0 : rest <= t / 2 ? t / 2 : t);
+}
+
+/* The kernel's preferred tiles, unless the other shape wastes clearly less on this problem's
+   edges (10 rows: 8 + 4 with 8-row tiles, 4 + 4 + 2 with 4-row tiles). */
+static const mg_mm_tiles *mg_mm_choose_tiles(const mg_mm_path *path, int kernel, ptrdiff_t M, ptrdiff_t N) {
+    const mg_mm_tiles *pref = &path->tiles[path->prefer[kernel]], *alt = &path->tiles[1 - path->prefer[kernel]];
+    const double work_pref = (double)mg_mm_padded(M, pref->mr) * (double)mg_mm_padded(N, pref->nr);
+    const double work_alt = (double)mg_mm_padded(M, alt->mr) * (double)mg_mm_padded(N, alt->nr);
+    return work_alt < 0.9 * work_pref ? alt : pref;
+}
+
 /* Whether path `level` is compiled here and this CPU runs it. */
 MG_MM_API int mg_mm_isa_available(int level) {
-    if (level < 0 || level >= MG_MM_N_ISA || mg_mm_paths[level].ukr[0][0] == NULL) return 0;
+    if (level < 0 || level >= MG_MM_N_ISA || mg_mm_paths[level].tiles[0].ukr[0][0] == NULL) return 0;
 #ifdef MG_MM_HAVE_X86_DISPATCH
     if (level == MG_MM_ISA_AVX2) return MG_MM_CPU_HAS_AVX2() ? 1 : 0;
     if (level == MG_MM_ISA_AVX512) return MG_MM_CPU_HAS_AVX512() ? 1 : 0;
@@ -313,10 +348,12 @@ MG_MM_API ptrdiff_t mg_mm_scratch_doubles(ptrdiff_t R, ptrdiff_t C, ptrdiff_t K)
 
 /* C[i*ldc + j] (i < M, j < N) += A(i,k) * B(k,j) for k = 0..n-1 in order, where
    A(i,k) = A[i*ars + k*aks] and B(k,j) = B[k*bks + j*bjs]. */
-static void mg_mm_run(ptrdiff_t M, ptrdiff_t N, ptrdiff_t n, const double *A, ptrdiff_t ars, ptrdiff_t aks,
-                      const double *B, ptrdiff_t bks, ptrdiff_t bjs, double *C, ptrdiff_t ldc, double *scratch) {
+static void mg_mm_run(int kernel, ptrdiff_t M, ptrdiff_t N, ptrdiff_t n, const double *A, ptrdiff_t ars,
+                      ptrdiff_t aks, const double *B, ptrdiff_t bks, ptrdiff_t bjs, double *C, ptrdiff_t ldc,
+                      double *scratch) {
     const mg_mm_path *path = &mg_mm_paths[mg_mm_isa()];
-    const int mr = path->mr, nr = path->nr;
+    const mg_mm_tiles *tiles = mg_mm_choose_tiles(path, kernel, M, N);
+    const int mr = tiles->mr, nr = tiles->nr;
     /* the last rows go through a tile of half the rows if they fit in one */
     const ptrdiff_t body = M - M % mr;
     const int edge_half = M % mr != 0 && M % mr <= mr / 2, edge_mr = edge_half ? mr / 2 : mr;
@@ -351,7 +388,7 @@ static void mg_mm_run(ptrdiff_t M, ptrdiff_t N, ptrdiff_t n, const double *A, pt
         for (i0 = 0; i0 < M; i0 += mr) {
             const int last = i0 == body, pmr = last ? edge_mr : mr;
             const ptrdiff_t ni = last ? M - body : mr;
-            const mg_mm_ukr_fn ukr = path->ukr[last && edge_half][half_cols];
+            const mg_mm_ukr_fn ukr = tiles->ukr[last && edge_half][half_cols];
             if (!last && nj == pnr) {
                 ukr(n, A + i0 * ars, ars, aks, b, b_ks, C + i0 * ldc + j0, ldc);
                 continue;
@@ -377,7 +414,7 @@ MG_MM_API void mg_mm_forward(ptrdiff_t R, ptrdiff_t C, ptrdiff_t K, const double
                              const double *S, double *out, double *scratch) {
     if (out != S) memcpy(out, S, (size_t)(R * C) * sizeof(double));
     /* A(r,k) = W[r*K + k], B(k,c) = X[c*K + k] (packed by panels: the transpose) */
-    mg_mm_run(R, C, K, W, K, 1, X, 1, K, out, C, scratch);
+    mg_mm_run(MG_MM_FORWARD, R, C, K, W, K, 1, X, 1, K, out, C, scratch);
 }
 
 /* dW[r*K+k] = ((dW[r,k] + X[0,k]*G[r,0]) + X[1,k]*G[r,1]) + ... for c = 0..C-1.
@@ -385,7 +422,7 @@ MG_MM_API void mg_mm_forward(ptrdiff_t R, ptrdiff_t C, ptrdiff_t K, const double
 MG_MM_API void mg_mm_backward_w(ptrdiff_t R, ptrdiff_t C, ptrdiff_t K, const double *X, const double *G,
                                 double *dW, double *scratch) {
     /* A(r,c) = G[r*C + c], B(c,k) = X[c*K + k] */
-    mg_mm_run(R, K, C, G, C, 1, X, K, 1, dW, K, scratch);
+    mg_mm_run(MG_MM_BACKWARD_W, R, K, C, G, C, 1, X, K, 1, dW, K, scratch);
 }
 
 /* dX[c*K+k] = ((dX[c,k] + W[0,k]*G[0,c]) + W[1,k]*G[1,c]) + ... for r = 0..R-1.
@@ -393,7 +430,7 @@ MG_MM_API void mg_mm_backward_w(ptrdiff_t R, ptrdiff_t C, ptrdiff_t K, const dou
 MG_MM_API void mg_mm_backward_x(ptrdiff_t R, ptrdiff_t C, ptrdiff_t K, const double *W, const double *G,
                                 double *dX, double *scratch) {
     /* A(c,r) = G[r*C + c], B(r,k) = W[r*K + k] */
-    mg_mm_run(C, K, R, G, 1, C, W, K, 1, dX, K, scratch);
+    mg_mm_run(MG_MM_BACKWARD_X, C, K, R, G, 1, C, W, K, 1, dX, K, scratch);
 }
 
 #endif /* MICROGRAD_MATMUL_H */
