@@ -357,13 +357,14 @@ static void mg_mm_run(int kernel, ptrdiff_t M, ptrdiff_t N, ptrdiff_t n, const d
     /* the last rows go through a tile of half the rows if they fit in one */
     const ptrdiff_t body = M - M % mr;
     const int edge_half = M % mr != 0 && M % mr <= mr / 2, edge_mr = edge_half ? mr / 2 : mr;
+    const int pad_rows = body < M && body + edge_mr > M; /* the last tile reaches beyond M */
     /* 64-byte aligned panels: whole cache lines, aligned vector loads */
     double *bp = (double *)(((size_t)scratch + 63) & ~(size_t)63);
     double *ap = bp + n * MG_MM_MAX_NR;
     double tile[MG_MM_MAX_MR * MG_MM_MAX_NR];
     ptrdiff_t i0, j0, i, j, k;
 
-    if (body < M) /* the last rows of A, packed once, zero rows up to a whole tile */
+    if (pad_rows) /* the last rows of A, packed once, zero rows up to a whole tile */
         for (i = 0; i < edge_mr; i++)
             for (k = 0; k < n; k++) ap[i * n + k] = body + i < M ? A[(body + i) * ars + k * aks] : 0.0;
     for (j0 = 0; j0 < N; j0 += nr) {
@@ -389,14 +390,14 @@ static void mg_mm_run(int kernel, ptrdiff_t M, ptrdiff_t N, ptrdiff_t n, const d
             const int last = i0 == body, pmr = last ? edge_mr : mr;
             const ptrdiff_t ni = last ? M - body : mr;
             const mg_mm_ukr_fn ukr = tiles->ukr[last && edge_half][half_cols];
-            if (!last && nj == pnr) {
+            if (!(last && pad_rows) && nj == pnr) {
                 ukr(n, A + i0 * ars, ars, aks, b, b_ks, C + i0 * ldc + j0, ldc);
                 continue;
             }
             /* an edge tile: through a whole tile's copy */
             for (i = 0; i < pmr; i++)
                 for (j = 0; j < pnr; j++) tile[i * pnr + j] = i < ni && j < nj ? C[(i0 + i) * ldc + j0 + j] : 0.0;
-            if (last)
+            if (last && pad_rows)
                 ukr(n, ap, n, 1, b, b_ks, tile, pnr);
             else
                 ukr(n, A + i0 * ars, ars, aks, b, b_ks, tile, pnr);
