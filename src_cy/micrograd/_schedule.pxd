@@ -36,6 +36,7 @@ ctypedef struct MatrixGroup:
     # grad its contributions in eager's order.
     int32_t R, C, K
     int64_t w, x, s, o
+    uint8_t row_starts   # each row starts from one slot (a neuron's bias), each row's its own
 
 
 ctypedef struct MatrixPlan:

@@ -31,8 +31,7 @@ from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
 from micrograd._kernels cimport MG_ADD, MG_MUL, mg_arity
 
-cdef extern from "_matmul.h" nogil:
-    ptrdiff_t mg_mm_scratch_doubles(ptrdiff_t R, ptrdiff_t C, ptrdiff_t K)
+from micrograd._matmul cimport mg_mm_scratch_doubles
 
 cdef enum:
     MIN_COLUMNS = 2         # a grid of one column is a matrix-vector product: the runs do it
@@ -757,6 +756,7 @@ cdef class _Planner:
             for i in range(R * C):
                 plan.slots[pos] = live[self.d_start[self.grid[off + i]]]
                 pos += 1
+            grp.row_starts = _row_starts(plan.slots + grp.s, R, C)
             grp.o = pos
             for i in range(R * C):
                 plan.slots[pos] = live[self.d_out[self.grid[off + i]]]
@@ -776,6 +776,18 @@ cdef class _Planner:
         plan.n_steps = self.n_steps
         self.forward = self.backward = NULL
         return ok
+
+
+cdef bint _row_starts(const int32_t *starts, Py_ssize_t R, Py_ssize_t C):
+    """Whether every row of this R x C grid of start slots holds one slot, its own."""
+    cdef Py_ssize_t r, c
+    seen = set()
+    for r in range(R):
+        for c in range(1, C):
+            if starts[r * C + c] != starts[r * C]:
+                return False
+        seen.add(starts[r * C])
+    return len(seen) == R
 
 
 cdef Py_ssize_t _find(list parent, Py_ssize_t i):

@@ -244,13 +244,17 @@ cdef inline void _chain_backward(const double *data, double *grad, const int32_t
     the start gets what the first add got. Each term is mg_backward's mul: grad[a] += b * g,
     then grad[b] += a * g."""
     cdef Py_ssize_t t = c.first + c.n - 1
-    cdef double g = 0.0 + top
+    cdef double g = 0.0 + top, m
     cdef int32_t ia, ib
     while t > c.first:
         ia = ta[t]
         ib = tb[t]
-        grad[ia] += data[ib] * g
-        grad[ib] += data[ia] * g
+        if ia == ib:  # x*x (an L2 penalty's p*p): both additions in a register, in order
+            m = data[ia] * g
+            grad[ia] = (grad[ia] + m) + m
+        else:
+            grad[ia] += data[ib] * g
+            grad[ib] += data[ia] * g
         t -= 1
     grad[c.start] += g if c.n > 1 else top
     ia = ta[t]
@@ -1475,8 +1479,42 @@ cdef void _group_backward(const double *data, double *grad, const MatrixGroup *g
     mg_mm_backward_x(R, C, K, W, G, dX, scratch)
     _scatter(grad, dW, slots + g.w, R * K)
     _scatter(grad, dX, slots + g.x, C * K)
-    for i in range(R * C):
-        grad[start[i]] += G[i] if K > 1 else T[i]
+    if K == 1:
+        G = T
+    if g.row_starts:
+        _row_start_backward(grad, start, G, R, C)
+    else:
+        for i in range(R * C):
+            grad[start[i]] += G[i]
+
+
+cdef inline void _row_start_backward(double *grad, const int32_t *start, const double *G,
+                                     Py_ssize_t R, Py_ssize_t C) noexcept nogil:
+    """Each row's start (a neuron's bias, its own) adds the row's grads in column order: the
+    sums run in registers, four rows at a time, instead of through memory."""
+    cdef Py_ssize_t r = 0, c
+    cdef double s0, s1, s2, s3
+    while r + 4 <= R:
+        s0 = grad[start[r * C]]
+        s1 = grad[start[(r + 1) * C]]
+        s2 = grad[start[(r + 2) * C]]
+        s3 = grad[start[(r + 3) * C]]
+        for c in range(C):
+            s0 = s0 + G[r * C + c]
+            s1 = s1 + G[(r + 1) * C + c]
+            s2 = s2 + G[(r + 2) * C + c]
+            s3 = s3 + G[(r + 3) * C + c]
+        grad[start[r * C]] = s0
+        grad[start[(r + 1) * C]] = s1
+        grad[start[(r + 2) * C]] = s2
+        grad[start[(r + 3) * C]] = s3
+        r += 4
+    while r < R:
+        s0 = grad[start[r * C]]
+        for c in range(C):
+            s0 = s0 + G[r * C + c]
+        grad[start[r * C]] = s0
+        r += 1
 
 
 cdef inline bint _is_lane(Py_ssize_t q, const Py_ssize_t *lanes, Py_ssize_t n_lanes) noexcept:
