@@ -660,7 +660,7 @@ cdef class _Planner:
     cdef int _number_slots(self, MatrixPlan *plan, int32_t *live, int32_t *record) except -1:
         """live[slot] = the slot's number in the plan (leaves keep theirs, then every step's
         results in forward order; -1: none); record[j] = node j's place among the node steps."""
-        cdef Py_ssize_t i, j, index, pos = self.L, R, C, K, off
+        cdef Py_ssize_t i, j, index, pos = self.L, R, C, K, off, d
         cdef uint32_t step
         for i in range(self.S):
             live[i] = <int32_t>i if i < self.L else -1
@@ -677,8 +677,11 @@ cdef class _Planner:
                 pos += 1
             else:
                 R, C, K, off = self.groups[index]
-                for j in range(R * C):  # row-major, as the kernels write them
-                    live[self.d_out[self.grid[off + j]]] = <int32_t>pos
+                # in tape order (sample by sample, for a layer), the order in which the nodes
+                # that read them come in the forward plan: they read slots side by side
+                for d in sorted([self.grid[off + j] for j in range(R * C)],
+                                key=lambda d: self.d_out[d]):
+                    live[self.d_out[d]] = <int32_t>pos
                     pos += 1
         plan.n_live = pos
         return 0
