@@ -756,14 +756,16 @@ cdef class _Planner:
                     plan.slots[pos] = live[self.tb[t]]
                     pos += 1
             grp.s = pos
-            for i in range(R * C):
-                plan.slots[pos] = live[self.d_start[self.grid[off + i]]]
-                pos += 1
+            for c in range(C):  # column by column (see MatrixGroup)
+                for r in range(R):
+                    plan.slots[pos] = live[self.d_start[self.grid[off + r * C + c]]]
+                    pos += 1
             grp.row_starts = _row_starts(plan.slots + grp.s, R, C)
             grp.o = pos
-            for i in range(R * C):
-                plan.slots[pos] = live[self.d_out[self.grid[off + i]]]
-                pos += 1
+            for c in range(C):
+                for r in range(R):
+                    plan.slots[pos] = live[self.d_out[self.grid[off + r * C + c]]]
+                    pos += 1
         for i in range(n_slots):
             ok &= plan.slots[i] >= 0
         plan.n_groups = len(self.groups)
@@ -782,14 +784,15 @@ cdef class _Planner:
 
 
 cdef bint _row_starts(const int32_t *starts, Py_ssize_t R, Py_ssize_t C):
-    """Whether every row of this R x C grid of start slots holds one slot, its own."""
+    """Whether every row of this grid of start slots (column by column: row r of column c at
+    c*R + r) holds one slot, its own."""
     cdef Py_ssize_t r, c
     seen = set()
     for r in range(R):
         for c in range(1, C):
-            if starts[r * C + c] != starts[r * C]:
+            if starts[c * R + r] != starts[r]:
                 return False
-        seen.add(starts[r * C])
+        seen.add(starts[r])
     return len(seen) == R
 
 
