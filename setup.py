@@ -72,7 +72,7 @@ def extensions():
             [f"src_cy/micrograd/{name}"],
             extra_compile_args=extra_compile_args(),
             extra_link_args=extra_link_args(),
-            include_dirs=["micrograd"],  # micrograd/_kernels.h, the ops' C kernels
+            include_dirs=["micrograd"],  # micrograd/_kernels.h (the ops' C kernels), _matmul.h
             define_macros=[("CYTHON_TRACE", "1")] if DEBUG else [],
         )
         for name in sorted(os.listdir("src_cy/micrograd"))

@@ -8,6 +8,7 @@ import random
 import pytest
 
 import micrograd
+from micrograd import engine as engine_module
 from micrograd import losses
 from micrograd.datasets import make_moons
 from micrograd.tape import Tape
@@ -28,10 +29,32 @@ def fusion(tape):
     return tape._fused_dots() if tape.engine == "cython" else None
 
 
+@pytest.fixture(autouse=True)
+def runs_not_grids(monkeypatch):
+    """These tests are about the runs' loops: the matrix stage, which would take their grids
+    (tests/test_tape_matrix.py), is off, except in check_replays' second capture."""
+    if "cython" in engine_module.ENGINES:
+        import micrograd._tape
+
+        monkeypatch.setattr(micrograd._tape, "MATRIX_STAGE", False)
+
+
 def check_replays(Value, build, n_leaves, rng, rounds=3, special=False):
     """Capture build's graph once; then, on new leaf values (and leaf grads that do not start
     at 0), the tape's root, outputs and leaf grads equal an eager build's, bit for bit. With
-    special, every other round puts nan, infinities, zeros of both signs and subnormals in."""
+    special, every other round puts nan, infinities, zeros of both signs and subnormals in.
+    On the compiled engine, a second tape, with the matrix stage on, must do the same."""
+    tape = _check_replays(Value, build, n_leaves, random.Random(rng.random()), rounds, special)
+    if tape.engine == "cython":
+        import micrograd._tape
+
+        micrograd._tape.MATRIX_STAGE = True  # the fixture puts it back
+        _check_replays(Value, build, n_leaves, rng, rounds, special)
+        micrograd._tape.MATRIX_STAGE = False
+    return tape
+
+
+def _check_replays(Value, build, n_leaves, rng, rounds, special):
     leaves = [Value(rng.uniform(-1, 1)) for _ in range(n_leaves)]
     root, outputs = build(leaves)
     tape = Tape(root, outputs=outputs)

@@ -91,7 +91,7 @@ for needed in ("setup.py", "pyproject.toml", "MANIFEST.in", "LICENSE",
                "src_cy/micrograd/__init__.pxd", "src_cy/micrograd/_engine.pxd",
                "src_cy/micrograd/_engine.pyx", "micrograd/__init__.py", "micrograd/pure.py",
                "micrograd/py.typed", "micrograd/_engine.pyi", "tests/conftest.py",
-               "micrograd/_kernels.h", "src_cy/micrograd/_kernels.pxd", "micrograd/bench/floor.c",
+               "micrograd/_kernels.h", "micrograd/_matmul.h", "src_cy/micrograd/_kernels.pxd", "micrograd/bench/floor.c",
                "examples/microgpt.py", "examples/data/names.txt"):
     if needed not in names:
         problems.append(f"sdist lacks {needed}")
