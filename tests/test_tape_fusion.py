@@ -7,7 +7,6 @@ import random
 
 import pytest
 
-import micrograd
 from micrograd import engine as engine_module
 from micrograd import losses
 from micrograd.datasets import make_moons
