@@ -607,7 +607,8 @@ cdef class _Planner:
 
     cdef bint _verify_group(self, Py_ssize_t g, uint32_t *last) except -1:
         """The group step's order: weights' grads (rows, terms, columns ascending), then
-        inputs' (columns, terms, rows ascending), then starts (rows, columns)."""
+        inputs' (columns, terms, rows ascending), then starts (columns, rows: a start that
+        serves a whole layer, as eager builds it sample by sample)."""
         cdef Py_ssize_t R, C, K, off, r, c, k, d, i
         R, C, K, off = self.groups[g]
         for i in range(R * C):
@@ -625,10 +626,11 @@ cdef class _Planner:
                     d = self.grid[off + r * C + c]
                     if not self._add(self.tb[self.d_first[d] + k], self.tm[self.d_first[d] + k], 1, last):
                         return False
-        for i in range(R * C):
-            d = self.grid[off + i]
-            if not self._add(self.d_start[d], self.d_add0[d], 0 if self.d_sf[d] else 1, last):
-                return False
+        for c in range(C):
+            for r in range(R):
+                d = self.grid[off + r * C + c]
+                if not self._add(self.d_start[d], self.d_add0[d], 0 if self.d_sf[d] else 1, last):
+                    return False
         return True
 
     # -- 7. hand over ----------------------------------------------------------------------

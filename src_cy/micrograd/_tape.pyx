@@ -1462,7 +1462,7 @@ cdef void _group_backward(const double *data, double *grad, const MatrixGroup *g
     contributions column by column, an input's row by row (the plan's order: eager's). G is
     laid out column by column (see _group_forward), so the transposed problem's kernels run:
     the input gradient's kernel makes dW, the weight gradient's dX."""
-    cdef Py_ssize_t R = g.R, C = g.C, K = g.K, i, r, c
+    cdef Py_ssize_t R = g.R, C = g.C, K = g.K, i
     cdef const int32_t *out = slots + g.o
     cdef const int32_t *start = slots + g.s
     cdef double *W = work
@@ -1488,10 +1488,9 @@ cdef void _group_backward(const double *data, double *grad, const MatrixGroup *g
         G = T
     if g.row_starts:
         _row_start_backward(grad, start, G, R, C)
-    else:  # the plan's order (see _schedule.pyx's _verify_group): rows, then columns
-        for r in range(R):
-            for c in range(C):
-                grad[start[c * R + r]] += G[c * R + r]
+    else:  # the plan's order (see _schedule.pyx's _verify_group): column by column
+        for i in range(R * C):
+            grad[start[i]] += G[i]
 
 
 cdef inline void _row_start_backward(double *grad, const int32_t *start, const double *G,
