@@ -15,13 +15,18 @@ Capture walks the graph with an explicit stack (any depth), noting in each node'
 that it met the node and where it put it (see CAPTURING), and puts every mark back after:
 linear time, and no memory beyond the tape's own arrays and the stack.
 
-After capture, one pass (``_fuse_dots``) finds the dot products, sums of products such as a
-neuron's ``sum((wi*xi ...), b)``, and replays each as one loop with its running sum in a
-register; where four neurons read one input it runs them side by side. The same operations run
-in the same order as eager mode's, and every grad receives its contributions in eager's order,
-so the bits do not change (tests/test_tape_fusion.py). The arrays those loops read (runs,
-chains, their terms' slots: ``_fused_nbytes()``, about 4 bytes per node on the demo) are not
-counted in ``nbytes``, which reports the layout both tapes share.
+After capture, the matrix stage (_schedule.pyx) looks for grids of dot products: a layer of
+neurons, ``sum((wi*xi ...), b)``, over a batch of samples in one graph. Where they hold enough
+of the graph, it plans a replay of its own: forward by height, each grid one call to the matrix
+kernels of micrograd/_matmul.h; backward in an order checked at capture to give every grad its
+contributions in eager's order; in slots of its own that skip the products and partial sums no
+one reads (``data``/``grad`` then hold the plan's slots, see _adopt_plan). Otherwise one pass
+(``_fuse_dots``) finds the dot products and replays each in place as one loop with its running
+sum in a register; where four neurons read one input it runs them side by side. Either way the
+same operations run in the same order as eager mode's, and every grad receives its
+contributions in eager's order, so the bits do not change (tests/test_tape_matrix.py,
+tests/test_tape_fusion.py). The arrays of either (``_fused_nbytes()``) are not counted in
+``nbytes``, which reports the layout both tapes share.
 """
 cimport cython
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
@@ -1018,11 +1023,17 @@ cdef class CompiledTape:
                 sum([1 for j in range(self.n_runs) if self.runs[j].role == PART]))
 
     def _fused_nbytes(self):
-        """Bytes of the arrays the dot product loops read (runs, groups, chains, their terms),
-        beside the shared layout that nbytes counts."""
+        """Bytes of the arrays the dot product loops read (runs, groups, chains, their terms;
+        or the matrix plan's steps, chains, grids and workspace), beside the shared layout that
+        nbytes counts (a planned tape's data and grad are the plan's, usually far fewer)."""
+        cdef const MatrixPlan *p = &self.plan
         self._check_captured("_fused_nbytes")
         return ((self.n_runs + GROUP_LANES * self.n_groups) * sizeof(Run)
-                + self.n_chains * sizeof(Chain) + 2 * self.n_terms * sizeof(int32_t))
+                + self.n_chains * sizeof(Chain) + 2 * self.n_terms * sizeof(int32_t)
+                + 2 * p.n_steps * sizeof(uint32_t) + p.n_nodes * (sizeof(uint8_t) + 3 * sizeof(int32_t))
+                + p.n_chains * (sizeof(Chain) + sizeof(int32_t)) + 2 * p.n_terms * sizeof(int32_t)
+                + p.n_groups * sizeof(MatrixGroup) + p.n_slots * sizeof(int32_t)
+                + (p.workspace if p.n_steps else 0) * sizeof(double))
 
     def _matrix_groups(self):
         """(grids replayed by the matrix kernels, their dot products, their terms): for tests
