@@ -39,7 +39,8 @@ def test_demo_step(benchmark, timed, gate, kit, problem):
     gate(kit, "demo-step")
     graph, params = workloads.demo_setup(kit, problem)
     describe(benchmark, kit, "demo-step", nodes_of(graph))
+    opt = kit.optimizer(params)  # micrograd.optim.SGD, as the bench command's demo step
     steps = iter(range(10**9))
     losses = []
-    timed(lambda: losses.append(workloads.demo_step(kit, graph, params, workloads.demo_lr(next(steps)))))
+    timed(lambda: losses.append(workloads.demo_step(graph, opt, workloads.demo_lr(next(steps)))))
     assert losses and all(math.isfinite(v) for v in losses)

@@ -157,13 +157,52 @@ def test_chain_node_count_and_gradient(engine):
 
 
 def test_peer_copies_build_the_packages_demo_op_for_op(engine, problem):
-    """What the peers run instead of this package's nn.MLP and losses (they cannot import it):
-    on our Value, ScalarMLP and demo_loss give exactly the package's numbers."""
+    """What the peers run instead of this package's nn.MLP, losses and optim.SGD (they cannot
+    import it): on our Value, ScalarMLP, demo_loss and the demo's update loops give exactly the
+    package's numbers."""
+    from micrograd import optim
     from micrograd.engine import ENGINES
 
     ours = workloads.package_kit(next(name for name, V in ENGINES.items() if V is engine))
     copies = workloads.ValueKit("copies", engine)  # no MLP given: ScalarMLP; loss: demo_loss
+    assert type(ours.optimizer([engine(1.0)])) is optim.SGD
+    assert type(copies.optimizer([engine(1.0)])) is workloads.LoopSGD
     assert workloads.gate(copies, "demo-step", problem) == workloads.gate(ours, "demo-step", problem)
+
+
+@pytest.mark.parametrize("tape", [False, True], ids=["eager", "tape"])
+def test_our_demo_step_updates_with_the_package_optimizer(engine, tape, problem, monkeypatch):
+    """The timed demo step of this package's engines runs zero_grad and the update through
+    micrograd.optim.SGD (its C loop on the compiled engine), at the demo's learning-rate
+    schedule, and never through the demo's per-parameter Python loops."""
+    from micrograd import optim
+    from micrograd.engine import ENGINES
+
+    name = next(n for n, V in ENGINES.items() if V is engine) + ("-tape" if tape else "")
+    calls = []
+    real_step, real_zero = optim.SGD.step, optim.SGD.zero_grad
+
+    def step(self):
+        real_step(self)
+        calls.append(("step", self.lr, self.last_loop))
+
+    def zero_grad(self):
+        real_zero(self)
+        calls.append(("zero_grad", None, self.last_loop))
+
+    def loop(*args):
+        raise AssertionError("the demo's Python loop ran on one of this package's engines")
+
+    monkeypatch.setattr(optim.SGD, "step", step)
+    monkeypatch.setattr(optim.SGD, "zero_grad", zero_grad)
+    monkeypatch.setattr(workloads.ValueKit, "sgd", loop)
+    monkeypatch.setattr(workloads.ValueKit, "zero_grad", loop)
+    budget = {"seconds": 0.0, "min_rounds": 3, "max_rounds": 3}
+    times = worker.timed_runs(workloads.package_kit(name), "demo-step", None, problem, budget)
+    steps = len(times) + 1  # and the warm-up round
+    loop_kind = "c" if name.startswith("cython") else "python"
+    assert calls[0::2] == [("zero_grad", None, loop_kind)] * steps
+    assert calls[1::2] == [("step", workloads.demo_lr(k), loop_kind) for k in range(steps)]
 
 
 def test_timing_rule_fits_the_budget_within_bounds():
@@ -318,7 +357,7 @@ def test_tiny_run_writes_the_documented_json(tmp_path):
     for key in ("cpu", "cores_usable", "python", "cython", "c_compiler_version", "micrograd_fast", "extension", "os"):
         assert key in data["machine"]
     assert data["config"]["quick"] is True and data["config"]["sizes"] == [10, 40]
-    assert set(data["methods"]) >= {"timing", "gate", "ns_per_node", "ratios", "memory", "depth"}
+    assert set(data["methods"]) >= {"timing", "gate", "update", "ns_per_node", "ratios", "memory", "depth"}
     rows = [r for r in data["results"] if r["engine"] == "python"]
     assert {(r["workload"], r["size"]) for r in rows} == {
         ("chain-forward", 10), ("chain-forward", 40), ("chain-backward", 10), ("chain-backward", 40)

@@ -505,15 +505,51 @@ def test_a_weight_of_one_neuron_that_is_the_next_layers_first_weight(engine):
         check_replays(engine, build, 19, seed, rounds=3)
 
 
-def test_a_start_that_reads_the_input_keeps_every_grid_apart(engine):
-    """Each neuron's sum starts at bias + x0 over one sample: x0's grad gets, neuron after
+@pytest.mark.parametrize("batch", [1, 2, 4])
+def test_a_start_that_reads_the_input_keeps_every_grid_apart(engine, batch):
+    """Each neuron's sum starts at bias + x0 of its sample: x0's grad gets, neuron after
     neuron, a term's contribution then the start's. Any group of two or more of these dot
-    products would add two terms' contributions in a row: no schedule keeps eager's order."""
-    recipe = batched_mlp(random.Random(2), 1, 3, [6], acts=("tanh",), loss="sum")
+    products would add two terms' contributions in a row: no schedule keeps eager's order
+    (over one sample the two-column minimum refuses a grid anyway; over 2 and 4, this)."""
+    recipe = batched_mlp(random.Random(2), batch, 3, [6], acts=("tanh",), loss="sum")
     recipe["layers"][0]["start"] = "x0"
     tape = check_recipe(engine, recipe, seed=3, rounds=4, special=0.05)
     if tape.engine == "cython":
         assert matrix(tape)[0] == 0
+
+
+@pytest.mark.parametrize("bad", ["log", "pow"])
+def test_a_failing_forward_raises_what_eager_raises_first(engine, bad):
+    """A planned forward runs the nodes by height, not in eager's order. Here two nodes fail:
+    one that eager mode (and the tape's order) meets first, above a grid, and a lower one that
+    the plan would run first. The tape must raise the first one's error, as eager mode does,
+    and then refuse a backward."""
+
+    def fails(v, k):
+        return v.log() if bad == "log" else v ** k
+
+    def build(leaves):
+        W = [leaves[2 * r:2 * r + 2] for r in range(6)]
+        xs = [leaves[12 + 2 * c:14 + 2 * c] for c in range(8)]
+        sums = [sum((w[k] * x[k] for k in range(2)), leaves[-1]) for x in xs for w in W]
+        high = fails(sum(s.tanh() for s in sums) * leaves[-2], -2.0)  # built (and met) first
+        low = fails(leaves[-2] + 0.0, -1.0)
+        return high + low
+
+    rng = random.Random(7)
+    leaves = [engine(rng.uniform(0.5, 1.0)) for _ in range(12 + 16 + 2)]
+    tape = Tape(build(leaves))
+    if tape.engine == "cython":
+        assert matrix(tape)[0] == 1
+    leaves[-2].data = -1.0 if bad == "log" else 0.0
+    with pytest.raises(Exception) as replayed:
+        tape.forward()
+    with pytest.raises(Exception) as eager:
+        build([engine(v.data) for v in leaves])
+    assert type(replayed.value) is type(eager.value) and str(replayed.value) == str(eager.value)
+    assert "-1.0" not in str(eager.value)  # the high one's
+    with pytest.raises(RuntimeError):
+        tape.backward()
 
 
 @pytest.mark.parametrize("grads", [0.0, -0.0, 0.75, -1e-310])

@@ -25,6 +25,13 @@ METHODS = {
     "twice (the second time after the leaves changed), from the same seeded data and weights; these must "
     "equal the pure engine's exactly for this package's engines, and within 1e-9 relative for the others; "
     "a workload whose gate fails is reported and not timed",
+    "update": "the demo step's zero_grad and SGD update (and the gate's): this package's engines (python, "
+    "cython, python-tape, cython-tape) use the package's own optimizer, micrograd.optim.SGD, its lr set to the "
+    "demo's schedule before each step, as a user of the package writes a training loop for speed; on "
+    "compiled-engine parameters it is one C loop over them (micrograd._optim), with the same bits as the demo's "
+    "p.data -= lr * p.grad. Karpathy's micrograd and torch-scalar keep the demo's Python loops over the "
+    "parameters (they have no micrograd.optim), torch-batched updates its weight tensors in place, and the C "
+    "floors do both in C. The toy suite uses micrograd.optim on this package's engines and torch.optim on torch",
     "ns_per_node": "median time / the number of nodes in the workload's graph, counted once by walking the "
     "pure engine's graph (node-creation: per op)",
     "ratios": "x python = the pure engine's median / this engine's median on the same workload and size, "

@@ -3,8 +3,9 @@
 This module imports only the standard library at load time, never ``micrograd``: it also runs
 inside the subprocess of Karpathy's original micrograd, whose package has the same import name.
 An engine is reached through a *kit* (how to make a leaf, read a grad, run backward, ...). This
-package's engines build the workloads with the package's own ``nn.MLP`` and ``losses``
-(``package_kit``, which imports them when called), and PyTorch's kit uses ``micrograd.losses``
+package's engines build the workloads with the package's own ``nn.MLP`` and ``losses`` and
+update with its ``optim.SGD`` (``package_kit``, which imports them when called); the peers keep
+the demo's loops over the parameters (``LoopSGD``), and PyTorch's kit uses ``micrograd.losses``
 on its tensors. What cannot come from the package is here, small: the demo's loss
 (``demo_loss``) for Karpathy's engine, whose subprocess cannot import this package (his has
 the same name), and an MLP over 0-d tensors (``ScalarMLP``) for PyTorch, as ``nn.MLP`` makes
@@ -36,7 +37,8 @@ NODE_CREATION_OPS = 10_000
 WORKLOADS = {
     "demo-step": (
         f"Karpathy's demo step: {DEMO_SAMPLES} two-moons points, MLP(2, [16, 16, 1]), "
-        f"max-margin loss + L2 {L2:g}, zero_grad, backward, SGD"
+        f"max-margin loss + L2 {L2:g}, zero_grad, backward, SGD (this package's engines: "
+        "micrograd.optim.SGD; Karpathy's and torch: their own loops)"
     ),
     "mlp-sample": "MLP(2, [16, 16, 1]) on one point: forward + backward",
     "neuron-1000": f"one ReLU neuron with {NEURON_INPUTS:,} inputs (a wide sum): forward + backward",
@@ -123,6 +125,12 @@ class ValueKit:
         for p in params:
             p.data -= lr * p.grad
 
+    def optimizer(self, params: Sequence[Any]) -> Any:
+        """What the demo's zero_grad and update run on (``lr``, ``zero_grad()``, ``step()``):
+        here the demo's own loops over the parameters (``LoopSGD``); ``PackageKit`` gives
+        ``micrograd.optim.SGD`` instead."""
+        return LoopSGD(self, params, GATE_LR)
+
     def relu(self, node: Any) -> Any:
         return node.relu()
 
@@ -141,6 +149,35 @@ class ValueKit:
 
     def graph(self, build: Callable[[], Any]) -> Any:
         return Replay(self, build) if self.Tape is not None else Rebuild(self, build)
+
+
+class PackageKit(ValueKit):
+    """This package's engines: the update is the package's own optimizer, as a user of the
+    package would write the demo for speed. ``micrograd.optim.SGD`` runs one C loop over
+    compiled-engine parameters (the Python loop on the pure engine), with the same bits as the
+    demo's ``p.data -= lr * p.grad``."""
+
+    def optimizer(self, params: Sequence[Any]) -> Any:
+        from micrograd import optim
+
+        return optim.SGD(params, lr=GATE_LR)
+
+
+class LoopSGD:
+    """Karpathy's demo update, as his demo writes it: ``p.grad = 0`` and ``p.data -= lr *
+    p.grad``, a Python loop over the parameters (the kit's ``zero_grad`` and ``sgd``). Used
+    by the engines that have no ``micrograd.optim``: Karpathy's, and torch on 0-d tensors.
+    Its face is ``micrograd.optim.SGD``'s: ``lr`` (set between steps), ``zero_grad()``,
+    ``step()``."""
+
+    def __init__(self, kit: ValueKit, params: Sequence[Any], lr: float) -> None:
+        self.kit, self.params, self.lr = kit, params, lr
+
+    def zero_grad(self) -> None:
+        self.kit.zero_grad(self.params)
+
+    def step(self) -> None:
+        self.kit.sgd(self.params, self.lr)
 
 
 class TorchScalarKit(ValueKit):
@@ -343,16 +380,17 @@ def package_loss(scores: Sequence[Any], y: Sequence[int], params: Sequence[Any])
     return losses.hinge(scores, y) + losses.l2(params, L2)
 
 
-def package_kit(name: str) -> ValueKit:
+def package_kit(name: str) -> PackageKit:
     """This package's engine ``name`` ('python', 'cython'; with '-tape', replayed by
-    ``micrograd.Tape``), with its own ``nn.MLP`` and ``losses``. KeyError if not loaded."""
+    ``micrograd.Tape``), with its own ``nn.MLP``, ``losses`` and ``optim.SGD``. KeyError if
+    not loaded."""
     import micrograd
     from micrograd import nn
     from micrograd.engine import ENGINES
 
     Value = ENGINES[name.replace("-tape", "")]
     tape = micrograd.Tape if name.endswith("-tape") else None
-    return ValueKit(name, Value, functools.partial(nn.MLP, engine=Value), tape, package_loss)
+    return PackageKit(name, Value, functools.partial(nn.MLP, engine=Value), tape, package_loss)
 
 
 def demo_lr(k: int) -> float:
@@ -393,11 +431,13 @@ def demo_setup(kit: ValueKit, problem: Dict[str, Any]) -> tuple:
     return kit.graph(build), params
 
 
-def demo_step(kit: ValueKit, graph: Any, params: Sequence[Any], lr: float) -> float:
+def demo_step(graph: Any, opt: Any, lr: float) -> float:
+    """One step of the demo at learning rate ``lr``: ``opt`` is the kit's ``optimizer(params)``."""
     graph.forward()
-    kit.zero_grad(params)
+    opt.zero_grad()
     graph.backward()
-    kit.sgd(params, lr)
+    opt.lr = lr  # how micrograd.optim schedules a learning rate: an attribute, set between steps
+    opt.step()
     return graph.value()
 
 
@@ -416,19 +456,22 @@ def gate_for(workload: str) -> str:
 def gate(kit: ValueKit, name: str, problem: Dict[str, Any]) -> List[float]:
     """The output and every parameter's gradient, twice: once as set up, then again after the
     leaves changed (an SGD step of the demo's first learning rate, or x += 0.25 on a chain), so
-    an engine that replays a recorded graph is checked on the replay too."""
+    an engine that replays a recorded graph is checked on the replay too. zero_grad and the
+    step are the kit's ``optimizer``'s, the same code the timed demo step runs."""
     if name == "chain":
         graph, params = chain_setup(kit, CHAIN_GATE_N)
+        opt = kit.optimizer(params)
         change = lambda: kit.set_data(params[0], CHAIN_X0 + 0.25)  # noqa: E731
     elif name in ("neuron-1000", "mlp-sample", "demo-step"):
         setup = {"neuron-1000": neuron_setup, "mlp-sample": mlp_setup, "demo-step": demo_setup}[name]
         graph, params = setup(kit, problem)
-        change = lambda: kit.sgd(params, GATE_LR)  # noqa: E731
+        opt = kit.optimizer(params)  # lr: GATE_LR
+        change = opt.step
     else:
         raise ValueError(f"unknown gate {name!r}; the gates are {', '.join(GATES)}")
     out: List[float] = []
     for _ in range(2):
-        kit.zero_grad(params)
+        opt.zero_grad()
         graph.forward()
         graph.backward()
         out += [graph.value()] + [kit.grad(p) for p in params]

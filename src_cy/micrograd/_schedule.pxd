@@ -30,7 +30,9 @@ ctypedef struct Chain:
 
 ctypedef struct MatrixGroup:
     # R x C dot products of K terms each: dot (r, c) is start[r, c] + sum_k w[r, k] * x[c, k],
-    # its sum stored in out[r, c]. The slots, row-major, in MatrixPlan.slots from these offsets.
+    # its sum stored in out[r, c]. The slots, in MatrixPlan.slots from these offsets: w and x
+    # row by row (w[r, k] at w + r*K + k), start and out column by column (out[r, c] at
+    # o + c*R + r: sample by sample, for a layer, as the nodes that read them).
     # Rows and columns are in the order in which eager backward meets them, so the kernels'
     # loops (columns ascending for a weight's grad, rows ascending for an input's) give every
     # grad its contributions in eager's order.

@@ -607,7 +607,8 @@ cdef class _Planner:
 
     cdef bint _verify_group(self, Py_ssize_t g, uint32_t *last) except -1:
         """The group step's order: weights' grads (rows, terms, columns ascending), then
-        inputs' (columns, terms, rows ascending), then starts (rows, columns)."""
+        inputs' (columns, terms, rows ascending), then starts (columns, rows: a start that
+        serves a whole layer, as eager builds it sample by sample)."""
         cdef Py_ssize_t R, C, K, off, r, c, k, d, i
         R, C, K, off = self.groups[g]
         for i in range(R * C):
@@ -625,10 +626,11 @@ cdef class _Planner:
                     d = self.grid[off + r * C + c]
                     if not self._add(self.tb[self.d_first[d] + k], self.tm[self.d_first[d] + k], 1, last):
                         return False
-        for i in range(R * C):
-            d = self.grid[off + i]
-            if not self._add(self.d_start[d], self.d_add0[d], 0 if self.d_sf[d] else 1, last):
-                return False
+        for c in range(C):
+            for r in range(R):
+                d = self.grid[off + r * C + c]
+                if not self._add(self.d_start[d], self.d_add0[d], 0 if self.d_sf[d] else 1, last):
+                    return False
         return True
 
     # -- 7. hand over ----------------------------------------------------------------------
@@ -660,7 +662,7 @@ cdef class _Planner:
     cdef int _number_slots(self, MatrixPlan *plan, int32_t *live, int32_t *record) except -1:
         """live[slot] = the slot's number in the plan (leaves keep theirs, then every step's
         results in forward order; -1: none); record[j] = node j's place among the node steps."""
-        cdef Py_ssize_t i, j, index, pos = self.L, R, C, K, off
+        cdef Py_ssize_t i, j, index, pos = self.L, R, C, K, off, d
         cdef uint32_t step
         for i in range(self.S):
             live[i] = <int32_t>i if i < self.L else -1
@@ -677,8 +679,11 @@ cdef class _Planner:
                 pos += 1
             else:
                 R, C, K, off = self.groups[index]
-                for j in range(R * C):  # row-major, as the kernels write them
-                    live[self.d_out[self.grid[off + j]]] = <int32_t>pos
+                # in tape order (sample by sample, for a layer), the order in which the nodes
+                # that read them come in the forward plan: they read slots side by side
+                for d in sorted([self.grid[off + j] for j in range(R * C)],
+                                key=lambda d: self.d_out[d]):
+                    live[self.d_out[d]] = <int32_t>pos
                     pos += 1
         plan.n_live = pos
         return 0
@@ -753,14 +758,16 @@ cdef class _Planner:
                     plan.slots[pos] = live[self.tb[t]]
                     pos += 1
             grp.s = pos
-            for i in range(R * C):
-                plan.slots[pos] = live[self.d_start[self.grid[off + i]]]
-                pos += 1
+            for c in range(C):  # column by column (see MatrixGroup)
+                for r in range(R):
+                    plan.slots[pos] = live[self.d_start[self.grid[off + r * C + c]]]
+                    pos += 1
             grp.row_starts = _row_starts(plan.slots + grp.s, R, C)
             grp.o = pos
-            for i in range(R * C):
-                plan.slots[pos] = live[self.d_out[self.grid[off + i]]]
-                pos += 1
+            for c in range(C):
+                for r in range(R):
+                    plan.slots[pos] = live[self.d_out[self.grid[off + r * C + c]]]
+                    pos += 1
         for i in range(n_slots):
             ok &= plan.slots[i] >= 0
         plan.n_groups = len(self.groups)
@@ -779,14 +786,15 @@ cdef class _Planner:
 
 
 cdef bint _row_starts(const int32_t *starts, Py_ssize_t R, Py_ssize_t C):
-    """Whether every row of this R x C grid of start slots holds one slot, its own."""
+    """Whether every row of this grid of start slots (column by column: row r of column c at
+    c*R + r) holds one slot, its own."""
     cdef Py_ssize_t r, c
     seen = set()
     for r in range(R):
         for c in range(1, C):
-            if starts[r * C + c] != starts[r * C]:
+            if starts[c * R + r] != starts[r]:
                 return False
-        seen.add(starts[r * C])
+        seen.add(starts[r])
     return len(seen) == R
 
 

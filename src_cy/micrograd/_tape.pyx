@@ -15,13 +15,18 @@ Capture walks the graph with an explicit stack (any depth), noting in each node'
 that it met the node and where it put it (see CAPTURING), and puts every mark back after:
 linear time, and no memory beyond the tape's own arrays and the stack.
 
-After capture, one pass (``_fuse_dots``) finds the dot products, sums of products such as a
-neuron's ``sum((wi*xi ...), b)``, and replays each as one loop with its running sum in a
-register; where four neurons read one input it runs them side by side. The same operations run
-in the same order as eager mode's, and every grad receives its contributions in eager's order,
-so the bits do not change (tests/test_tape_fusion.py). The arrays those loops read (runs,
-chains, their terms' slots: ``_fused_nbytes()``, about 4 bytes per node on the demo) are not
-counted in ``nbytes``, which reports the layout both tapes share.
+After capture, the matrix stage (_schedule.pyx) looks for grids of dot products: a layer of
+neurons, ``sum((wi*xi ...), b)``, over a batch of samples in one graph. Where they hold enough
+of the graph, it plans a replay of its own: forward by height, each grid one call to the matrix
+kernels of micrograd/_matmul.h; backward in an order checked at capture to give every grad its
+contributions in eager's order; in slots of its own that skip the products and partial sums no
+one reads (``data``/``grad`` then hold the plan's slots, see _adopt_plan). Otherwise one pass
+(``_fuse_dots``) finds the dot products and replays each in place as one loop with its running
+sum in a register; where four neurons read one input it runs them side by side. Either way the
+same operations run in the same order as eager mode's, and every grad receives its
+contributions in eager's order, so the bits do not change (tests/test_tape_matrix.py,
+tests/test_tape_fusion.py). The arrays of either (``_fused_nbytes()``) are not counted in
+``nbytes``, which reports the layout both tapes share.
 """
 cimport cython
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
@@ -1018,11 +1023,17 @@ cdef class CompiledTape:
                 sum([1 for j in range(self.n_runs) if self.runs[j].role == PART]))
 
     def _fused_nbytes(self):
-        """Bytes of the arrays the dot product loops read (runs, groups, chains, their terms),
-        beside the shared layout that nbytes counts."""
+        """Bytes of the arrays the dot product loops read (runs, groups, chains, their terms;
+        or the matrix plan's steps, chains, grids and workspace), beside the shared layout that
+        nbytes counts (a planned tape's data and grad are the plan's, usually far fewer)."""
+        cdef const MatrixPlan *p = &self.plan
         self._check_captured("_fused_nbytes")
         return ((self.n_runs + GROUP_LANES * self.n_groups) * sizeof(Run)
-                + self.n_chains * sizeof(Chain) + 2 * self.n_terms * sizeof(int32_t))
+                + self.n_chains * sizeof(Chain) + 2 * self.n_terms * sizeof(int32_t)
+                + 2 * p.n_steps * sizeof(uint32_t) + p.n_nodes * (sizeof(uint8_t) + 3 * sizeof(int32_t))
+                + p.n_chains * (sizeof(Chain) + sizeof(int32_t)) + 2 * p.n_terms * sizeof(int32_t)
+                + p.n_groups * sizeof(MatrixGroup) + p.n_slots * sizeof(int32_t)
+                + (p.workspace if p.n_steps else 0) * sizeof(double))
 
     def _matrix_groups(self):
         """(grids replayed by the matrix kernels, their dot products, their terms): for tests
@@ -1439,7 +1450,10 @@ cdef inline void _scatter(double *dst, const double *src, const int32_t *slots,
 
 cdef void _group_forward(double *data, const MatrixGroup *g, const int32_t *slots,
                          double *work) noexcept nogil:
-    """out[r, c] = start[r, c] + w[r, 0]*x[c, 0] + ... as eager adds it."""
+    """out[r, c] = start[r, c] + w[r, 0]*x[c, 0] + ... as eager adds it. The sums and starts
+    are laid out column by column (sample by sample, as the nodes that read them): the kernels
+    run on the transposed problem, out^T = start^T + x . w^T, which makes the same products (in
+    the other operand order, the same bits) and adds them in the same order."""
     cdef Py_ssize_t R = g.R, C = g.C, K = g.K
     cdef double *W = work
     cdef double *X = W + R * K
@@ -1448,7 +1462,7 @@ cdef void _group_forward(double *data, const MatrixGroup *g, const int32_t *slot
     _gather(W, data, slots + g.w, R * K)
     _gather(X, data, slots + g.x, C * K)
     _gather(S, data, slots + g.s, R * C)
-    mg_mm_forward(R, C, K, W, X, S, O, O + R * C)
+    mg_mm_forward(C, R, K, X, W, S, O, O + R * C)
     _scatter(data, O, slots + g.o, R * C)
 
 
@@ -1456,7 +1470,9 @@ cdef void _group_backward(const double *data, double *grad, const MatrixGroup *g
                           const int32_t *slots, double *work) noexcept nogil:
     """Each dot product's backward as _chain_backward's: every term gets 0.0 + its sum's grad
     (top), the start gets that too (top itself if there is one term); a weight's grad its
-    contributions column by column, an input's row by row (the plan's order: eager's)."""
+    contributions column by column, an input's row by row (the plan's order: eager's). G is
+    laid out column by column (see _group_forward), so the transposed problem's kernels run:
+    the input gradient's kernel makes dW, the weight gradient's dX."""
     cdef Py_ssize_t R = g.R, C = g.C, K = g.K, i
     cdef const int32_t *out = slots + g.o
     cdef const int32_t *start = slots + g.s
@@ -1475,15 +1491,15 @@ cdef void _group_backward(const double *data, double *grad, const MatrixGroup *g
     _gather(X, data, slots + g.x, C * K)
     _gather(dW, grad, slots + g.w, R * K)
     _gather(dX, grad, slots + g.x, C * K)
-    mg_mm_backward_w(R, C, K, X, G, dW, scratch)
-    mg_mm_backward_x(R, C, K, W, G, dX, scratch)
+    mg_mm_backward_x(C, R, K, X, G, dW, scratch)  # dW[r, k] += x[c, k] * G[c, r], c in order
+    mg_mm_backward_w(C, R, K, W, G, dX, scratch)  # dX[c, k] += w[r, k] * G[c, r], r in order
     _scatter(grad, dW, slots + g.w, R * K)
     _scatter(grad, dX, slots + g.x, C * K)
     if K == 1:
         G = T
     if g.row_starts:
         _row_start_backward(grad, start, G, R, C)
-    else:
+    else:  # the plan's order (see _schedule.pyx's _verify_group): column by column
         for i in range(R * C):
             grad[start[i]] += G[i]
 
@@ -1491,29 +1507,30 @@ cdef void _group_backward(const double *data, double *grad, const MatrixGroup *g
 cdef inline void _row_start_backward(double *grad, const int32_t *start, const double *G,
                                      Py_ssize_t R, Py_ssize_t C) noexcept nogil:
     """Each row's start (a neuron's bias, its own) adds the row's grads in column order: the
-    sums run in registers, four rows at a time, instead of through memory."""
+    sums run in registers, four rows at a time, instead of through memory (G column by
+    column: G[c * R + r])."""
     cdef Py_ssize_t r = 0, c
     cdef double s0, s1, s2, s3
     while r + 4 <= R:
-        s0 = grad[start[r * C]]
-        s1 = grad[start[(r + 1) * C]]
-        s2 = grad[start[(r + 2) * C]]
-        s3 = grad[start[(r + 3) * C]]
+        s0 = grad[start[r]]
+        s1 = grad[start[r + 1]]
+        s2 = grad[start[r + 2]]
+        s3 = grad[start[r + 3]]
         for c in range(C):
-            s0 = s0 + G[r * C + c]
-            s1 = s1 + G[(r + 1) * C + c]
-            s2 = s2 + G[(r + 2) * C + c]
-            s3 = s3 + G[(r + 3) * C + c]
-        grad[start[r * C]] = s0
-        grad[start[(r + 1) * C]] = s1
-        grad[start[(r + 2) * C]] = s2
-        grad[start[(r + 3) * C]] = s3
+            s0 = s0 + G[c * R + r]
+            s1 = s1 + G[c * R + r + 1]
+            s2 = s2 + G[c * R + r + 2]
+            s3 = s3 + G[c * R + r + 3]
+        grad[start[r]] = s0
+        grad[start[r + 1]] = s1
+        grad[start[r + 2]] = s2
+        grad[start[r + 3]] = s3
         r += 4
     while r < R:
-        s0 = grad[start[r * C]]
+        s0 = grad[start[r]]
         for c in range(C):
-            s0 = s0 + G[r * C + c]
-        grad[start[r * C]] = s0
+            s0 = s0 + G[c * R + r]
+        grad[start[r]] = s0
         r += 1
 
 
