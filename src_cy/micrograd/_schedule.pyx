@@ -100,7 +100,8 @@ cdef class _Planner:
     cdef uint8_t *run_sf
     cdef uint8_t *run_continues
     cdef Py_ssize_t n_runs
-    # dot products: terms ta/tb/tm[first:first+n] (tm: the product's tape index)
+    # dot products: terms ta/tb/tm[first:first+n] (tm: the product's tape index); ta, tb and
+    # d_start name tape slots until number_compactly, compact slots after
     cdef int32_t *d_first
     cdef int32_t *d_n
     cdef int32_t *d_start
@@ -124,7 +125,7 @@ cdef class _Planner:
     # groups: R, C, K, then each group's grid of dots (row-major, rows and columns in order)
     cdef list groups          # of (R, C, K, offset into grid)
     cdef int32_t *grid
-    # units and the backward order
+    # units (P plain nodes, n_dots dot products, the groups) and the backward order
     cdef int32_t *unit_height
     cdef uint32_t *forward
     cdef uint32_t *backward
@@ -243,8 +244,7 @@ cdef class _Planner:
         self.tb = <int32_t *>_alloc(n_terms, sizeof(int32_t))
         self.tm = <int32_t *>_alloc(n_terms, sizeof(int32_t))
         self.dot_of = <int32_t *>_alloc(self.N, sizeof(int32_t))
-        for j in range(self.N):
-            self.dot_of[j] = -1
+        memset(self.dot_of, 0xff, self.N * sizeof(int32_t))  # -1: not in a dot product
         for r in range(self.n_runs):
             if self.run_continues[r]:
                 continue
@@ -276,23 +276,20 @@ cdef class _Planner:
         its compact slot. False if one names a slot inside a dot product (never expected: a
         run's inner slots are read once, by the run; the check keeps a plan from a bug)."""
         cdef Py_ssize_t j, t, d, rank = 0
-        for j in range(self.N):
-            if self.dot_of[j] < 0:
-                self.dot_of[j] = <int32_t>~rank
-                rank += 1
-        self.P = rank
+        self.P = self.N - 2 * self.n_terms  # a term is a product and its add
         self.SC = self.L + self.P + self.n_dots
         self.plain_node = <int32_t *>_alloc(self.P, sizeof(int32_t))
         self.pa = <int32_t *>_alloc(self.P, sizeof(int32_t))
         self.pb = <int32_t *>_alloc(self.P, sizeof(int32_t))
-        for j in range(self.N):
+        for j in range(self.N):  # tape order: a node's operands are ranked before it
             if self.dot_of[j] < 0:
-                rank = ~self.dot_of[j]
+                self.dot_of[j] = <int32_t>~rank
                 self.plain_node[rank] = <int32_t>j
                 self.pa[rank] = self.compact(self.a[j])
                 self.pb[rank] = self.compact(self.b[j]) if _arity(self.code[j]) == 2 else 0
                 if self.pa[rank] < 0 or self.pb[rank] < 0:
                     return False
+                rank += 1
         for t in range(self.n_terms):
             self.ta[t] = self.compact(self.ta[t])
             self.tb[t] = self.compact(self.tb[t])
@@ -915,12 +912,15 @@ cdef bint _row_starts(const int32_t *starts, Py_ssize_t R, Py_ssize_t C):
 
 
 cdef inline uint64_t _hash(const int32_t *v, Py_ssize_t n) noexcept:
-    """FNV-1a over a vector of slots, with its length (only to spread dict keys)."""
-    cdef uint64_t h = 14695981039346656037ULL ^ <uint64_t>n
+    """FNV-1a over a vector of slots, with its length (only to spread dict keys), in four
+    lanes: each lane's multiplies wait on one another, the lanes' do not."""
+    cdef uint64_t h[4]
     cdef Py_ssize_t i
+    for i in range(4):
+        h[i] = (14695981039346656037ULL + <uint64_t>i) ^ <uint64_t>n
     for i in range(n):
-        h = (h ^ <uint32_t>v[i]) * 1099511628211ULL
-    return h
+        h[i & 3] = (h[i & 3] ^ <uint32_t>v[i]) * 1099511628211ULL
+    return h[0] ^ (h[1] * 31) ^ (h[2] * 961) ^ (h[3] * 29791)
 
 
 cdef Py_ssize_t _find(list parent, Py_ssize_t i):
