@@ -195,6 +195,12 @@ cdef class _Planner:
                 j += 1
         return 0
 
+    cdef Py_ssize_t terms_in_runs(self) noexcept:
+        cdef Py_ssize_t r, n = 0
+        for r in range(self.n_runs):
+            n += self.run_n[r]
+        return n
+
     cdef int link_runs(self, const uint8_t *uses) except -1:
         """A run continues another when it takes the other's last sum, read by nothing else,
         as its start on the left (acc + w*x): the first neuron of a layer, whose inputs capture
@@ -968,8 +974,8 @@ cdef int plan_matrices(MatrixPlan *plan, Py_ssize_t n_leaves, Py_ssize_t n_inter
         for j in range(n_outputs):
             uses[outputs[j]] = min(uses[outputs[j]] + 1, 255)
         p.find_runs(uses)
-        if p.n_runs == 0:
-            return 0
+        if p.n_runs == 0 or 2 * p.terms_in_runs() * THRESHOLDS["share"] < n_interior:
+            return 0  # even grids of every product and add would hold too few nodes
         p.link_runs(uses)
     finally:
         free(uses)
