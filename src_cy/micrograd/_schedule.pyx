@@ -670,7 +670,8 @@ cdef class _Planner:
     cdef bint verify(self) except -1:
         """Replay the backward plan on paper: every grad must receive its additions in eager's
         order (a number per addition: its place in eager backward), and each unit read its grad
-        only once all of them are in. Every step adds in the order its replay loop does."""
+        only once all of them are in. Every step gives each grad its additions in the order its
+        replay loop does."""
         cdef uint32_t *last = <uint32_t *>_alloc(self.SC, sizeof(uint32_t), True)
         cdef Py_ssize_t i, kind, index
         cdef bint ok = True
