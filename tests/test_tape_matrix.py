@@ -13,6 +13,9 @@ check it after the bits; the hazard tests check only the bits, whatever the coun
 import math
 import os
 import random
+import subprocess
+import sys
+import threading
 
 import pytest
 
@@ -668,3 +671,219 @@ def test_random_batched_layers_are_grouped_and_counted_consistently(both_engines
             batch = len(recipe["inputs"])
             grids = [R * batch for R, K in zip(widths, fan_in) if R >= 2 and K >= 2 and batch >= 2]
             assert dots >= sum(grids) and groups >= len(grids)
+
+
+# ---------------------------------------------------------------------------------------------
+# Adversarial captures: plans the planner must refuse, its smallest inputs, memory running out,
+# and two planned tapes replayed at once. A refused plan leaves the tape's plain replay (groups
+# 0), which must still give eager's bits.
+
+
+def one_layer(Value, R, C, K, seed, interleave=None, bias="own", order="samples"):
+    """(leaves, build): R neurons (tanh) over C samples of K inputs, the outputs summed.
+    ``interleave``: a node built after each sample's dot products, reading one of their
+    weights (its grad then gets that node's contribution between two columns' ones).
+    ``bias`` 'shared': every neuron starts from one bias Value. ``order`` 'neurons': built
+    neuron by neuron (each over every sample) instead of sample by sample."""
+    rng = random.Random(seed)
+    n = R * K + R + C * K
+    values = draw_values(rng, n)
+
+    def build(leaves):
+        W = [leaves[r * K:(r + 1) * K] for r in range(R)]
+        B = leaves[R * K:R * K + R]
+        X = [leaves[R * K + R + c * K:R * K + R + (c + 1) * K] for c in range(C)]
+        terms = []
+        pairs = [(c, r) for c in range(C) for r in range(R)]
+        if order == "neurons":
+            pairs.sort(key=lambda p: p[1])
+        for c, r in pairs:
+            acc = B[0] if bias == "shared" else B[r]
+            for k in range(K):
+                acc = acc + W[r][k] * X[c][k]
+            terms.append(acc.tanh())
+            if interleave is not None and r == R - 1:  # after each sample (order 'samples')
+                terms.append(interleave(W, X[c]))
+        return sum(terms), []
+
+    return n, values, build
+
+
+def replay_one_layer(engine, n, build, seed):
+    return check_replays(engine, build, n, seed, rounds=3, special=0.05)
+
+
+def test_a_grid_whose_backward_would_need_a_cycle_is_refused(engine):
+    """After each sample's dot products, tanh(W[0][0]): eager backward gives W[0][0]'s grad
+    that node's contribution, then the grid's for that sample, then the next node's... The
+    grid would have to run both before and after each of those nodes: the backward order has
+    a cycle, so the plan is dropped. Without the interleaved node, the same layer is a grid."""
+    n, _, build = one_layer(engine, 3, 4, 3, seed=1, interleave=lambda W, x: W[0][0].tanh())
+    tape = replay_one_layer(engine, n, build, seed=2)
+    n, _, plain = one_layer(engine, 3, 4, 3, seed=1)
+    reference = replay_one_layer(engine, n, plain, seed=2)
+    if tape.engine == "cython":
+        assert matrix(tape)[0] == 0
+        assert matrix(reference) == (1, 12, 36)
+
+
+@pytest.mark.parametrize("interleave", [
+    lambda W, x: W[1][2] * 0.5,             # a weight's grad between two columns' contributions
+    lambda W, x: x[0] * x[1],               # an input's: only its own column's, no hazard
+    lambda W, x: (W[2][0] + x[2]).relu(),   # both
+])
+def test_a_node_read_between_a_grids_columns_replays_like_eager(engine, interleave):
+    n, _, build = one_layer(engine, 3, 4, 3, seed=3, interleave=interleave)
+    replay_one_layer(engine, n, build, seed=4)
+
+
+def test_a_layer_built_sample_by_sample_may_share_one_start(engine):
+    """Every neuron starts from one bias, the layer built sample by sample: eager adds that
+    bias's grad sample by sample, neuron by neuron within one, as the kernels add a grid's
+    starts (column by column): the grid stands."""
+    n, _, build = one_layer(engine, 3, 4, 3, seed=5, bias="shared")
+    tape = replay_one_layer(engine, n, build, seed=6)
+    if tape.engine == "cython":
+        assert matrix(tape) == (1, 12, 36)
+
+
+def test_a_shared_start_in_another_order_is_refused_by_the_check(engine):
+    """The same layer built neuron by neuron: eager now adds the shared bias's grad neuron by
+    neuron, which no order of the grid's columns and rows gives the column-by-column loop.
+    The edges between steps cannot see an order inside one step; the check on paper
+    (_verify) does, and drops the plan (with a bias per neuron the grid stands)."""
+    n, _, build = one_layer(engine, 3, 4, 3, seed=5, bias="shared", order="neurons")
+    tape = replay_one_layer(engine, n, build, seed=6)
+    n2, _, build2 = one_layer(engine, 3, 4, 3, seed=5, bias="own", order="neurons")
+    own = replay_one_layer(engine, n2, build2, seed=6)
+    if tape.engine == "cython":
+        assert matrix(tape)[0] == 0
+        assert matrix(own) == (1, 12, 36)
+
+
+def test_one_neuron_sharing_its_bias_is_still_a_grid(engine):
+    # one row: the row's start order is the columns' order, as eager's
+    n, _, build = one_layer(engine, 1, 4, 3, seed=7, bias="shared")
+    tape = replay_one_layer(engine, n, build, seed=8)
+    if tape.engine == "cython":
+        assert matrix(tape) == (1, 4, 12)
+
+
+@pytest.mark.parametrize("make", [
+    lambda v: (v[0], 1),                                       # a leaf alone
+    lambda v: (v[0] * v[1], 2),                                # one product, no sum
+    lambda v: (v[0] * v[1] + v[2], 3),                         # one dot product of one term
+    lambda v: ((v[0] * v[2] + v[4]) + (v[1] * v[2] + v[4]), 5),  # two columns of one term, one bias
+    lambda v: ((v[0] * v[1] + v[2]) * (v[0] * v[3] + v[2]), 4),  # the grid's sums read by one node
+    lambda v: (v[0] * v[0] + v[0], 1),                         # x*x + x: one slot everywhere
+])
+def test_the_smallest_graphs_at_the_lowest_thresholds(engine, make):
+    """The thresholds are at their lowest (the module's fixture): every graph is planned."""
+    _, n = make([engine(1.0)] * 5)
+    check_replays(engine, lambda leaves: (make(leaves)[0], []), n, seed=n, rounds=3, special=0.1)
+
+
+@pytest.mark.parametrize("thresholds", [
+    {"nodes": 0, "group_terms": 0, "share": 1},        # the grids hold every node: never true
+    {"nodes": 10**9, "group_terms": 0, "share": 10**9},  # too small a tape
+    {"nodes": 0, "group_terms": 10**9, "share": 10**9},  # too small grids
+])
+def test_thresholds_that_refuse_every_plan_keep_the_plain_replay(engine, monkeypatch, thresholds):
+    if "cython" in engine_module.ENGINES:
+        import micrograd._schedule
+
+        monkeypatch.setattr(micrograd._schedule, "THRESHOLDS", thresholds)
+    n, _, build = one_layer(engine, 3, 4, 3, seed=9)
+    tape = replay_one_layer(engine, n, build, seed=10)
+    if tape.engine == "cython":
+        assert matrix(tape)[0] == 0
+
+
+OUT_OF_MEMORY = r"""
+import random, resource, sys
+import micrograd._schedule
+micrograd._schedule.THRESHOLDS = {"nodes": 0, "group_terms": 0, "share": 10**9}
+from micrograd import losses, nn
+from micrograd.datasets import make_moons
+from micrograd.engine import ENGINES
+from micrograd.tape import Tape
+
+Value = ENGINES["cython"]
+random.seed(0)
+model = nn.MLP(2, [16, 16, 1], engine=Value)
+X, y = make_moons(40, noise=0.1)
+root = losses.hinge([model([Value(a) for a in row]) for row in X], y)
+Tape(root).forward()  # load everything a capture needs while memory is plentiful
+
+def address_space():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+
+base, (soft, hard) = address_space(), resource.getrlimit(resource.RLIMIT_AS)
+seen = set()
+for extra in range(0, 3 << 20, 16 << 10):
+    resource.setrlimit(resource.RLIMIT_AS, (base + extra, hard))
+    try:
+        tape = Tape(root)
+        tape.forward()
+        tape.backward()
+        seen.add("planned" if tape._matrix_groups()[0] else "plain")
+    except MemoryError:
+        seen.add("MemoryError")
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    tape = None
+print(" ".join(sorted(seen)))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux (/proc, RLIMIT_AS)")
+@pytest.mark.skipif("asan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="AddressSanitizer reserves terabytes of address space: RLIMIT_AS cannot apply")
+def test_running_out_of_memory_while_planning_raises_memory_error(both_engines):
+    """Capture with the address space capped a little higher each time, from nothing left to
+    plenty: each attempt raises MemoryError or replays by its plan; none may crash (a child
+    process runs them)."""
+    result = subprocess.run([sys.executable, "-c", OUT_OF_MEMORY], capture_output=True, text=True, timeout=300,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["MemoryError", "planned"], result.stdout + result.stderr
+
+
+def test_two_planned_tapes_replay_at_once_in_threads(engine):
+    """Replay releases the GIL: two tapes of two models, each with its grids, replayed by two
+    threads at the same time, round after round, give what each gives alone."""
+    tapes, leaves, expected = [], [], []
+    for seed in (11, 12):
+        recipe = batched_mlp(random.Random(seed), 6, 5, [8, 4])
+        values = draw_values(random.Random(seed), recipe["n_leaves"])
+        xs = [engine(v) for v in values]
+        tape = Tape(graph(recipe, xs)[0])
+        tape.forward()
+        tape.backward()
+        tapes.append(tape)
+        leaves.append(xs)
+        expected.append([bits(x.grad) for x in xs])
+    failures = []
+
+    def replay(i):
+        try:
+            for _ in range(60):
+                for x in leaves[i]:
+                    x.grad = 0.0
+                tapes[i].forward()
+                tapes[i].backward()
+                if [bits(x.grad) for x in leaves[i]] != expected[i]:
+                    failures.append(i)
+                    return
+        except Exception as exc:  # reported below: a thread's exception would be lost
+            failures.append(repr(exc))
+
+    threads = [threading.Thread(target=replay, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures
+    if tapes[0].engine == "cython":
+        assert all(matrix(tape)[0] >= 2 for tape in tapes)

@@ -23,12 +23,21 @@ Then ``_verify`` replays the whole backward plan on paper, contribution by contr
 checks that every grad gets its contributions in eager's order, each rule reading its grad only
 when it is complete. A plan that fails is dropped and the tape replays as before (_tape.pyx's
 dot product runs): the matrix stage can only make replay faster, never change a bit.
+
+Capture pays for the planner, so it works in a space the size of what it schedules, not of the
+tape. Once the dot products are found, the planner numbers only what a step can name: the
+units (each node outside a dot product, each dot product, then each grid) and the slots a unit
+reads or writes (the leaves, then each such node's result, then each dot product's sum). The
+products and partial sums inside the dot products, most of an MLP's nodes, are read once, by
+their own dot product, so no later stage names them. On the toy MLPs this shrinks every array
+but the dot products' terms from the tape's 10^7 entries to a few hundred thousand. The
+numbering keeps the tape's order, so the plan is the one a plan over tape slots would make.
 """
 cimport cython
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stddef cimport ptrdiff_t
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memcmp, memcpy, memset
 from micrograd._kernels cimport MG_ADD, MG_MUL, mg_arity
 
 from micrograd._matmul cimport mg_mm_scratch_doubles
@@ -78,6 +87,8 @@ cdef inline int _arity(uint8_t code) noexcept nogil:
 cdef class _Planner:
     """The planner's working arrays (freed with it, whatever happens)."""
     cdef Py_ssize_t L, N, S
+    cdef Py_ssize_t P       # the nodes outside the dot products (the plain nodes)
+    cdef Py_ssize_t SC      # the slots the units name: L leaves, P plain nodes, n_dots sums
     cdef const uint8_t *code
     cdef const int32_t *a
     cdef const int32_t *b
@@ -89,7 +100,8 @@ cdef class _Planner:
     cdef uint8_t *run_sf
     cdef uint8_t *run_continues
     cdef Py_ssize_t n_runs
-    # dot products: terms ta/tb/tm[first:first+n] (tm: the product's tape index)
+    # dot products: terms ta/tb/tm[first:first+n] (tm: the product's tape index); ta, tb and
+    # d_start name tape slots until number_compactly, compact slots after
     cdef int32_t *d_first
     cdef int32_t *d_n
     cdef int32_t *d_start
@@ -105,18 +117,21 @@ cdef class _Planner:
     cdef int32_t *tb
     cdef int32_t *tm
     cdef Py_ssize_t n_terms
-    cdef int32_t *dot_of      # N: the dot product a node belongs to, or -1
-    cdef int32_t *height      # S
+    cdef int32_t *dot_of      # N: the dot product a node belongs to, or ~rank for plain node rank
+    cdef int32_t *plain_node  # P: a plain node's tape index
+    cdef int32_t *pa          # P: its operands' compact slots (pb: 0 for one-operand ops)
+    cdef int32_t *pb
+    cdef int32_t *height      # SC
     # groups: R, C, K, then each group's grid of dots (row-major, rows and columns in order)
     cdef list groups          # of (R, C, K, offset into grid)
     cdef int32_t *grid
-    # units and the backward order
+    # units (P plain nodes, n_dots dot products, the groups) and the backward order
     cdef int32_t *unit_height
     cdef uint32_t *forward
     cdef uint32_t *backward
     cdef Py_ssize_t n_steps
-    cdef int32_t *last_unit   # S
-    cdef int32_t *remaining   # S
+    cdef int32_t *last_unit   # SC
+    cdef int32_t *remaining   # SC
     cdef int32_t *edge_src
     cdef int32_t *edge_dst
     cdef Py_ssize_t n_edges, edge_cap
@@ -127,7 +142,8 @@ cdef class _Planner:
         free(self.d_first); free(self.d_n); free(self.d_start); free(self.d_out)
         free(self.d_add0); free(self.d_height); free(self.d_group); free(self.d_chain)
         free(self.d_sf); free(self.ta); free(self.tb); free(self.tm)
-        free(self.dot_of); free(self.height); free(self.grid); free(self.unit_height)
+        free(self.dot_of); free(self.plain_node); free(self.pa); free(self.pb)
+        free(self.height); free(self.grid); free(self.unit_height)
         free(self.forward); free(self.backward); free(self.last_unit); free(self.remaining)
         free(self.edge_src); free(self.edge_dst); free(self.chain_dot)
 
@@ -179,26 +195,41 @@ cdef class _Planner:
                 j += 1
         return 0
 
+    cdef Py_ssize_t terms_in_runs(self) noexcept:
+        cdef Py_ssize_t r, n = 0
+        for r in range(self.n_runs):
+            n += self.run_n[r]
+        return n
+
     cdef int link_runs(self, const uint8_t *uses) except -1:
         """A run continues another when it takes the other's last sum, read by nothing else,
         as its start on the left (acc + w*x): the first neuron of a layer, whose inputs capture
         records between its products."""
-        cdef int32_t *tail_run = <int32_t *>_alloc(self.S, sizeof(int32_t))
         cdef Py_ssize_t r, q, s
-        try:
-            for s in range(self.S):
-                tail_run[s] = -1
-            for r in range(self.n_runs):
-                tail_run[self.L + self.run_head[r] + 2 * self.run_n[r] - 1] = <int32_t>r
-            for q in range(self.n_runs):
-                s = self.run_start[q]
-                r = tail_run[s]
-                if r >= 0 and r < q and self.run_sf[q] and uses[s] == 1:
-                    self.run_next[r] = <int32_t>q
-                    self.run_continues[q] = True
-        finally:
-            free(tail_run)
+        for q in range(self.n_runs):
+            s = self.run_start[q]
+            if not self.run_sf[q] or uses[s] != 1:
+                continue
+            r = self._run_ending_at(s, q)
+            if r >= 0:
+                self.run_next[r] = <int32_t>q
+                self.run_continues[q] = True
         return 0
+
+    cdef Py_ssize_t _run_ending_at(self, Py_ssize_t s, Py_ssize_t q) noexcept:
+        """The run before run q whose last sum is slot s, or -1. Runs are in tape order, so
+        their last sums are too: a binary search (a table by slot would cost a tape's worth)."""
+        cdef Py_ssize_t lo = 0, hi = q, mid, tail
+        while lo < hi:
+            mid = (lo + hi) // 2
+            tail = self.L + self.run_head[mid] + 2 * self.run_n[mid] - 1
+            if tail == s:
+                return mid
+            if tail < s:
+                lo = mid + 1
+            else:
+                hi = mid
+        return -1
 
     cdef int make_dots(self) except -1:
         cdef Py_ssize_t r, q, k, j, d, n_terms = 0, n_dots = 0
@@ -219,8 +250,7 @@ cdef class _Planner:
         self.tb = <int32_t *>_alloc(n_terms, sizeof(int32_t))
         self.tm = <int32_t *>_alloc(n_terms, sizeof(int32_t))
         self.dot_of = <int32_t *>_alloc(self.N, sizeof(int32_t))
-        for j in range(self.N):
-            self.dot_of[j] = -1
+        memset(self.dot_of, 0xff, self.N * sizeof(int32_t))  # -1: not in a dot product
         for r in range(self.n_runs):
             if self.run_continues[r]:
                 continue
@@ -246,25 +276,76 @@ cdef class _Planner:
             self.d_n[d] = <int32_t>(self.n_terms - self.d_first[d])
         return 0
 
+    # -- 1b. compact numbering (see the module's docstring) ------------------------------------
+    cdef bint number_compactly(self) except -1:
+        """Rank the plain nodes (dot_of[j] = ~rank), then name every operand the units read by
+        its compact slot. False if one names a slot inside a dot product (never expected: a
+        run's inner slots are read once, by the run; the check keeps a plan from a bug)."""
+        cdef Py_ssize_t j, t, d, rank = 0
+        self.P = self.N - 2 * self.n_terms  # a term is a product and its add
+        self.SC = self.L + self.P + self.n_dots
+        self.plain_node = <int32_t *>_alloc(self.P, sizeof(int32_t))
+        self.pa = <int32_t *>_alloc(self.P, sizeof(int32_t))
+        self.pb = <int32_t *>_alloc(self.P, sizeof(int32_t))
+        for j in range(self.N):  # tape order: a node's operands are ranked before it
+            if self.dot_of[j] < 0:
+                self.dot_of[j] = <int32_t>~rank
+                self.plain_node[rank] = <int32_t>j
+                self.pa[rank] = self.compact(self.a[j])
+                self.pb[rank] = self.compact(self.b[j]) if _arity(self.code[j]) == 2 else 0
+                if self.pa[rank] < 0 or self.pb[rank] < 0:
+                    return False
+                rank += 1
+        for t in range(self.n_terms):
+            self.ta[t] = self.compact(self.ta[t])
+            self.tb[t] = self.compact(self.tb[t])
+            if self.ta[t] < 0 or self.tb[t] < 0:
+                return False
+        for d in range(self.n_dots):
+            self.d_start[d] = self.compact(self.d_start[d])
+            if self.d_start[d] < 0:
+                return False
+        return True
+
+    cdef inline Py_ssize_t compact(self, Py_ssize_t s) noexcept:
+        """Tape slot s's compact slot: a leaf keeps its number, a plain node's result is
+        L + its rank, a dot product's sum L + P + the dot's number; -1 inside a dot product."""
+        cdef Py_ssize_t v
+        if s < self.L:
+            return s
+        v = self.dot_of[s - self.L]
+        if v < 0:
+            return self.L + ~v
+        return self.L + self.P + v if self.d_out[v] == s else -1
+
+    cdef inline Py_ssize_t tape_slot(self, Py_ssize_t c) noexcept:
+        """The tape slot of compact slot c (compact's inverse)."""
+        if c < self.L:
+            return c
+        if c < self.L + self.P:
+            return self.L + self.plain_node[c - self.L]
+        return self.d_out[c - self.L - self.P]
+
     # -- 2. heights ---------------------------------------------------------------------------
     cdef int measure_heights(self) except -1:
         """A leaf's height is 0, a node's one more than its highest operand's; a dot product's
         (at its sum's slot) one more than its highest operand's or start's."""
-        cdef Py_ssize_t j, d, t, L = self.L
+        cdef Py_ssize_t j, d, t, r, L = self.L
         cdef int32_t h
-        self.height = <int32_t *>_alloc(self.S, sizeof(int32_t), True)
-        for j in range(self.N):
+        self.height = <int32_t *>_alloc(self.SC, sizeof(int32_t), True)
+        for j in range(self.N):  # tape order: operands first
             d = self.dot_of[j]
             if d < 0:
-                h = self.height[self.a[j]]
+                r = ~d
+                h = self.height[self.pa[r]]
                 if _arity(self.code[j]) == 2:
-                    h = max(h, self.height[self.b[j]])
-                self.height[L + j] = h + 1
+                    h = max(h, self.height[self.pb[r]])
+                self.height[L + r] = h + 1
             elif L + j == self.d_out[d]:
                 h = self.height[self.d_start[d]]
                 for t in range(self.d_first[d], self.d_first[d] + self.d_n[d]):
                     h = max(h, self.height[self.ta[t]], self.height[self.tb[t]])
-                self.height[L + j] = h + 1
+                self.height[L + self.P + d] = h + 1
                 self.d_height[d] = h + 1
         return 0
 
@@ -272,19 +353,12 @@ cdef class _Planner:
     cdef Py_ssize_t find_grids(self) except -1:
         """Group the dot products into grids (see the module's docstring); return how many
         nodes the accepted grids hold."""
-        cdef dict rows = {}, cols = {}
-        cdef Py_ssize_t d, f, n, NR, NC, i, u, v, g, R, C, K, lr, lc, k, t, s, base, total = 0
-        cdef list row_of = [], col_of = [], parent
+        cdef Py_ssize_t d, NR, NC, i, u, v, g, R, C, K, lr, lc, k, t, s, base, total = 0
+        cdef list row_of = self._vector_ids(self.ta), col_of = self._vector_ids(self.tb), parent
         cdef bint ok
         cdef Py_ssize_t min_terms = THRESHOLDS["group_terms"]
-        for d in range(self.n_dots):
-            f = self.d_first[d]
-            n = self.d_n[d]
-            row_of.append(rows.setdefault((<char *>&self.ta[f])[:4 * n], len(rows)))
-            col_of.append(cols.setdefault((<char *>&self.tb[f])[:4 * n], len(cols)))
-        NR = len(rows)
-        NC = len(cols)
-        rows = cols = None
+        NR = max(row_of, default=-1) + 1  # ids count up from 0
+        NC = max(col_of, default=-1) + 1
         parent = list(range(NR + NC))  # union-find: a grid is a connected set of rows and columns
         for d in range(self.n_dots):
             u = _find(parent, row_of[d])
@@ -296,7 +370,7 @@ cdef class _Planner:
             members.setdefault(_find(parent, row_of[d]), []).append(d)
         self.groups = []
         grid_cells = []
-        cdef int32_t *stamp = <int32_t *>_alloc(self.S, sizeof(int32_t), True)
+        cdef int32_t *stamp = <int32_t *>_alloc(self.SC, sizeof(int32_t), True)
         try:
             for dots in members.values():
                 local_rows = {}
@@ -339,6 +413,33 @@ cdef class _Planner:
             self.grid[i] = grid_cells[i]
         return total
 
+    cdef list _vector_ids(self, const int32_t *v):
+        """Number the dot products' operand vectors v[first:first + n] in order of first
+        appearance, equal vectors alike (the rows' weights, or the columns' inputs). A hash of
+        each vector, computed in C, finds the candidates and memcmp decides: no Python object
+        per vector as a key would need."""
+        cdef dict seen = {}  # hash -> the dot products that first showed each vector
+        cdef list ids = [], firsts
+        cdef Py_ssize_t d, e, f, n, found, count = 0
+        for d in range(self.n_dots):
+            f = self.d_first[d]
+            n = self.d_n[d]
+            key = _hash(v + f, n)
+            firsts = seen.get(key)
+            if firsts is None:
+                firsts = seen[key] = []
+            found = -1
+            for e in firsts:
+                if self.d_n[e] == n and memcmp(v + self.d_first[e], v + f, n * sizeof(int32_t)) == 0:
+                    found = ids[e]
+                    break
+            if found < 0:
+                found = count
+                count += 1
+                firsts.append(d)
+            ids.append(found)
+        return ids
+
     cdef bint _disjoint(self, list cells, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K,
                         int32_t *stamp, int32_t base) except -1:
         """Whether the grid's weights, inputs, starts and sums are distinct slots (a start may
@@ -365,50 +466,57 @@ cdef class _Planner:
                 return False
             stamp[s] = base + 2
         for d in cells:
-            s = self.d_out[d]
+            s = self.L + self.P + d  # its sum
             if stamp[s] >= base:
                 return False
             stamp[s] = base + 3
         return True
 
     # -- 4. units: a node, a dot product replayed alone (a chain), or a grid ------------------
+    # Units are numbered plain nodes (by rank), then dot products, then grids: the tape's order
+    # among the nodes, so the sorts below break ties as they would over tape indices.
     cdef inline Py_ssize_t unit_of(self, Py_ssize_t j) noexcept:
         cdef Py_ssize_t d = self.dot_of[j]
         if d < 0:
-            return j
+            return ~d
         if self.d_group[d] >= 0:
-            return self.N + self.n_dots + self.d_group[d]
-        return self.N + d
+            return self.P + self.n_dots + self.d_group[d]
+        return self.P + d
+
+    cdef inline Py_ssize_t result_of(self, Py_ssize_t j) noexcept:
+        """The compact slot of node j's result (a plain node, or a dot product's last add)."""
+        cdef Py_ssize_t d = self.dot_of[j]
+        return self.L + ~d if d < 0 else self.L + self.P + d
 
     cdef uint32_t step_of(self, Py_ssize_t u) noexcept:
-        if u < self.N:
+        """A unit's program entry (a plain node's index: its rank)."""
+        if u < self.P:
             return (<uint32_t>STEP_NODE << STEP_SHIFT) | <uint32_t>u
-        if u < self.N + self.n_dots:
-            return (<uint32_t>STEP_CHAIN << STEP_SHIFT) | <uint32_t>self.d_chain[u - self.N]
-        return (<uint32_t>STEP_GROUP << STEP_SHIFT) | <uint32_t>(u - self.N - self.n_dots)
+        if u < self.P + self.n_dots:
+            return (<uint32_t>STEP_CHAIN << STEP_SHIFT) | <uint32_t>self.d_chain[u - self.P]
+        return (<uint32_t>STEP_GROUP << STEP_SHIFT) | <uint32_t>(u - self.P - self.n_dots)
 
     cdef int plan_forward(self) except -1:
         """Every unit by height, ties in tape order (a counting sort)."""
-        cdef Py_ssize_t U = self.N + self.n_dots + len(self.groups), j, u, d, h, max_h = 0
+        cdef Py_ssize_t U = self.P + self.n_dots + len(self.groups), j, u, d, h, max_h = 0
         cdef Py_ssize_t n_chains = 0, pos
         cdef int32_t *count
         cdef uint8_t *placed = <uint8_t *>_alloc(len(self.groups), sizeof(uint8_t), True)
         self.unit_height = <int32_t *>_alloc(U, sizeof(int32_t))
         self.chain_dot = <int32_t *>_alloc(self.n_dots, sizeof(int32_t))
         for u in range(U):
-            self.unit_height[u] = -1  # not a unit (a node inside a dot product, a grid's dot)
+            self.unit_height[u] = -1  # not a unit (a grid's dot product)
         for d in range(self.n_dots):
             if self.d_group[d] < 0:
                 self.d_chain[d] = <int32_t>n_chains
                 self.chain_dot[n_chains] = <int32_t>d
                 n_chains += 1
-                self.unit_height[self.N + d] = self.d_height[d]
+                self.unit_height[self.P + d] = self.d_height[d]
             else:
-                self.unit_height[self.N + self.n_dots + self.d_group[d]] = self.d_height[d]
+                self.unit_height[self.P + self.n_dots + self.d_group[d]] = self.d_height[d]
         self.n_steps = 0
-        for j in range(self.N):
-            if self.dot_of[j] < 0:
-                self.unit_height[j] = self.height[self.L + j]
+        for u in range(self.P):
+            self.unit_height[u] = self.height[self.L + u]
         for u in range(U):
             if self.unit_height[u] >= 0:
                 self.n_steps += 1
@@ -426,10 +534,10 @@ cdef class _Planner:
                 if d >= 0 and self.L + j != self.d_out[d]:
                     continue
                 u = self.unit_of(j)
-                if u >= self.N + self.n_dots:
-                    if placed[u - self.N - self.n_dots]:
+                if u >= self.P + self.n_dots:
+                    if placed[u - self.P - self.n_dots]:
                         continue
-                    placed[u - self.N - self.n_dots] = True
+                    placed[u - self.P - self.n_dots] = True
                 pos = count[self.unit_height[u]]
                 count[self.unit_height[u]] += 1
                 self.forward[pos] = self.step_of(u)
@@ -464,42 +572,49 @@ cdef class _Planner:
         """Walk eager backward's order (tape from the end, each node's operands a then b) and
         note, for every grad, which unit adds into it after which (and count its additions);
         then that every unit comes after the last unit adding into its own grad."""
-        cdef Py_ssize_t U = self.N + self.n_dots + len(self.groups), j, u, d, i, g
-        cdef uint8_t op
+        cdef Py_ssize_t U = self.P + self.n_dots + len(self.groups), j, u, d, t, res
         cdef int32_t *last_src = <int32_t *>_alloc(U, sizeof(int32_t))
+        cdef int32_t *term = <int32_t *>_alloc(self.n_dots, sizeof(int32_t))
         try:
             for u in range(U):
                 last_src[u] = -1
-            self.last_unit = <int32_t *>_alloc(self.S, sizeof(int32_t))
-            self.remaining = <int32_t *>_alloc(self.S, sizeof(int32_t), True)
-            for j in range(self.S):
+            for d in range(self.n_dots):  # each dot's terms are met last first
+                term[d] = self.d_first[d] + self.d_n[d] - 1
+            self.last_unit = <int32_t *>_alloc(self.SC, sizeof(int32_t))
+            self.remaining = <int32_t *>_alloc(self.SC, sizeof(int32_t), True)
+            for j in range(self.SC):
                 self.last_unit[j] = -1
             for j in range(self.N - 1, -1, -1):
                 u = self.unit_of(j)
                 d = self.dot_of[j]
-                op = _op_of(self.code[j])
-                if d < 0 or op == MG_MUL:  # a node, or a dot product's term
-                    self._contribute(self.a[j], u, last_src)
+                if d < 0:  # a plain node
+                    self._contribute(self.pa[~d], u, last_src)
                     if _arity(self.code[j]) == 2:
-                        self._contribute(self.b[j], u, last_src)
+                        self._contribute(self.pb[~d], u, last_src)
+                elif _op_of(self.code[j]) == MG_MUL:  # a dot product's term
+                    t = term[d]
+                    term[d] -= 1
+                    self._contribute(self.ta[t], u, last_src)
+                    self._contribute(self.tb[t], u, last_src)
                 elif j == self.d_add0[d]:  # its first add: into the start
                     self._contribute(self.d_start[d], u, last_src)
             for j in range(self.N):  # a unit reads its grad once every addition is in
                 d = self.dot_of[j]
                 if d >= 0 and self.L + j != self.d_out[d]:
                     continue
-                u = self.unit_of(j)
-                if self.last_unit[self.L + j] >= 0:
-                    self._edge(self.last_unit[self.L + j], u, last_src)
+                res = self.result_of(j)
+                if self.last_unit[res] >= 0:
+                    self._edge(self.last_unit[res], self.unit_of(j), last_src)
         finally:
             free(last_src)
+            free(term)
         return 0
 
     cdef int plan_backward(self) except -1:
         """Kahn's topological sort of the units, highest first (so a grid's dot products,
         which share a height, become ready together). False if the edges hold a cycle: a grid
         whose dot products must be apart (its plan is then dropped)."""
-        cdef Py_ssize_t U = self.N + self.n_dots + len(self.groups), e, u, v, h, done = 0
+        cdef Py_ssize_t U = self.P + self.n_dots + len(self.groups), e, u, v, h, done = 0
         cdef Py_ssize_t max_h = 0
         cdef int32_t *indeg = <int32_t *>_alloc(U, sizeof(int32_t), True)
         cdef int32_t *start = <int32_t *>_alloc(U + 1, sizeof(int32_t), True)
@@ -555,8 +670,9 @@ cdef class _Planner:
     cdef bint verify(self) except -1:
         """Replay the backward plan on paper: every grad must receive its additions in eager's
         order (a number per addition: its place in eager backward), and each unit read its grad
-        only once all of them are in. Every step adds in the order its replay loop does."""
-        cdef uint32_t *last = <uint32_t *>_alloc(self.S, sizeof(uint32_t), True)
+        only once all of them are in. Every step gives each grad its additions in the order its
+        replay loop does."""
+        cdef uint32_t *last = <uint32_t *>_alloc(self.SC, sizeof(uint32_t), True)
         cdef Py_ssize_t i, kind, index
         cdef bint ok = True
         try:
@@ -584,17 +700,18 @@ cdef class _Planner:
         self.remaining[s] -= 1
         return True
 
-    cdef bint _verify_node(self, Py_ssize_t j, uint32_t *last) noexcept:
-        if self.remaining[self.L + j] != 0:
+    cdef bint _verify_node(self, Py_ssize_t rank, uint32_t *last) noexcept:
+        cdef Py_ssize_t j = self.plain_node[rank]
+        if self.remaining[self.L + rank] != 0:
             return False
-        if not self._add(self.a[j], j, 0, last):
+        if not self._add(self.pa[rank], j, 0, last):
             return False
-        return _arity(self.code[j]) != 2 or self._add(self.b[j], j, 1, last)
+        return _arity(self.code[j]) != 2 or self._add(self.pb[rank], j, 1, last)
 
     cdef bint _verify_chain(self, Py_ssize_t chain, uint32_t *last) noexcept:
         """_chain_backward's order: terms n-1 .. 1, the start, term 0."""
         cdef Py_ssize_t d = self.chain_dot[chain], t
-        if self.remaining[self.d_out[d]] != 0:
+        if self.remaining[self.L + self.P + d] != 0:
             return False
         for t in range(self.d_first[d] + self.d_n[d] - 1, self.d_first[d] - 1, -1):
             if t == self.d_first[d]:
@@ -606,25 +723,27 @@ cdef class _Planner:
         return True
 
     cdef bint _verify_group(self, Py_ssize_t g, uint32_t *last) except -1:
-        """The group step's order: weights' grads (rows, terms, columns ascending), then
-        inputs' (columns, terms, rows ascending), then starts (columns, rows: a start that
-        serves a whole layer, as eager builds it sample by sample)."""
-        cdef Py_ssize_t R, C, K, off, r, c, k, d, i
+        """The group step's order: each weight's grad gets its row's columns ascending, each
+        input's its column's rows ascending, then the starts (columns, rows: a start that
+        serves a whole layer, as eager builds it sample by sample). A grid's weights and inputs
+        are distinct slots (_disjoint), so only each one's own sequence counts, not how the
+        kernels interleave them: the loops read each dot product's terms in a row."""
+        cdef Py_ssize_t R, C, K, off, r, c, t, d, i
         R, C, K, off = self.groups[g]
         for i in range(R * C):
-            if self.remaining[self.d_out[self.grid[off + i]]] != 0:
+            if self.remaining[self.L + self.P + self.grid[off + i]] != 0:
                 return False
         for r in range(R):
-            for k in range(K):
-                for c in range(C):
-                    d = self.grid[off + r * C + c]
-                    if not self._add(self.ta[self.d_first[d] + k], self.tm[self.d_first[d] + k], 0, last):
+            for c in range(C):
+                d = self.grid[off + r * C + c]
+                for t in range(self.d_first[d], self.d_first[d] + K):
+                    if not self._add(self.ta[t], self.tm[t], 0, last):
                         return False
         for c in range(C):
-            for k in range(K):
-                for r in range(R):
-                    d = self.grid[off + r * C + c]
-                    if not self._add(self.tb[self.d_first[d] + k], self.tm[self.d_first[d] + k], 1, last):
+            for r in range(R):
+                d = self.grid[off + r * C + c]
+                for t in range(self.d_first[d], self.d_first[d] + K):
+                    if not self._add(self.tb[t], self.tm[t], 1, last):
                         return False
         for c in range(C):
             for r in range(R):
@@ -638,33 +757,43 @@ cdef class _Planner:
                   const double *data) except -1:
         """Fill plan in its own slots (see MatrixPlan); False, plan emptied, if a step would
         read a slot that has none (never expected: the check keeps a plan from a bug)."""
-        cdef int32_t *live = <int32_t *>_alloc(self.S, sizeof(int32_t))
-        cdef int32_t *record = <int32_t *>_alloc(self.N, sizeof(int32_t))
+        cdef int32_t *live = <int32_t *>_alloc(self.SC, sizeof(int32_t))
+        cdef int32_t *record = <int32_t *>_alloc(self.P, sizeof(int32_t))
         cdef Py_ssize_t i
+        cdef bint ok
         try:
             self._number_slots(plan, live, record)
-            if not self._fill_steps(plan, live, record):
-                free_plan(plan)
-                return False
-            plan.root = live[self.S - 1]
+            ok = self._fill_steps(plan, live, record)
+            plan.root = self._live(live, self.S - 1)
+            ok &= plan.root >= 0
             plan.output_slots = <int32_t *>_alloc(n_outputs, sizeof(int32_t))
             for i in range(n_outputs):
-                plan.output_slots[i] = live[outputs[i]]
+                plan.output_slots[i] = self._live(live, outputs[i])
+                ok &= plan.output_slots[i] >= 0
+            if not ok:
+                free_plan(plan)
+                return False
             plan.data = <double *>_alloc(plan.n_live, sizeof(double))
-            for i in range(self.S):
+            for i in range(self.SC):
                 if live[i] >= 0:
-                    plan.data[live[i]] = data[i]
+                    plan.data[live[i]] = data[self.tape_slot(i)]
         finally:
             free(live)
             free(record)
         return True
 
+    cdef inline int32_t _live(self, const int32_t *live, Py_ssize_t s) noexcept:
+        """Tape slot s's slot in the plan, or -1."""
+        cdef Py_ssize_t c = self.compact(s)
+        return live[c] if c >= 0 else -1
+
     cdef int _number_slots(self, MatrixPlan *plan, int32_t *live, int32_t *record) except -1:
-        """live[slot] = the slot's number in the plan (leaves keep theirs, then every step's
-        results in forward order; -1: none); record[j] = node j's place among the node steps."""
+        """live[compact slot] = the slot's number in the plan (leaves keep theirs, then every
+        step's results in forward order; -1: none); record[rank] = plain node rank's place
+        among the node steps."""
         cdef Py_ssize_t i, j, index, pos = self.L, R, C, K, off, d
         cdef uint32_t step
-        for i in range(self.S):
+        for i in range(self.SC):
             live[i] = <int32_t>i if i < self.L else -1
         for i in range(self.n_steps):
             step = self.forward[i]
@@ -675,7 +804,7 @@ cdef class _Planner:
                 live[self.L + index] = <int32_t>pos
                 pos += 1
             elif step >> STEP_SHIFT == STEP_CHAIN:
-                live[self.d_out[self.chain_dot[index]]] = <int32_t>pos
+                live[self.L + self.P + self.chain_dot[index]] = <int32_t>pos
                 pos += 1
             else:
                 R, C, K, off = self.groups[index]
@@ -683,7 +812,7 @@ cdef class _Planner:
                 # that read them come in the forward plan: they read slots side by side
                 for d in sorted([self.grid[off + j] for j in range(R * C)],
                                 key=lambda d: self.d_out[d]):
-                    live[self.d_out[d]] = <int32_t>pos
+                    live[self.L + self.P + d] = <int32_t>pos
                     pos += 1
         plan.n_live = pos
         return 0
@@ -707,19 +836,18 @@ cdef class _Planner:
         plan.node_a = <int32_t *>_alloc(plan.n_nodes, sizeof(int32_t))
         plan.node_b = <int32_t *>_alloc(plan.n_nodes, sizeof(int32_t))
         plan.node_out = <int32_t *>_alloc(plan.n_nodes, sizeof(int32_t))
-        for j in range(self.N):
-            if self.dot_of[j] >= 0:
-                continue
-            i = record[j]
+        for r in range(self.P):
+            j = self.plain_node[r]
+            i = record[r]
             plan.node_code[i] = self.code[j]
-            plan.node_a[i] = live[self.a[j]]
+            plan.node_a[i] = live[self.pa[r]]
             ok &= plan.node_a[i] >= 0
             if _arity(self.code[j]) == 2:
-                plan.node_b[i] = live[self.b[j]]
+                plan.node_b[i] = live[self.pb[r]]
                 ok &= plan.node_b[i] >= 0
             else:  # an exponent's index (powc), or unused
                 plan.node_b[i] = self.b[j]
-            plan.node_out[i] = live[self.L + j]
+            plan.node_out[i] = live[self.L + r]
         plan.chains = <Chain *>_alloc(plan.n_chains, sizeof(Chain))
         plan.chain_out = <int32_t *>_alloc(plan.n_chains, sizeof(int32_t))
         plan.ta = <int32_t *>_alloc(n_terms, sizeof(int32_t))
@@ -730,7 +858,7 @@ cdef class _Planner:
             plan.chains[c].n = self.d_n[d]
             plan.chains[c].start = live[self.d_start[d]]
             plan.chains[c].start_first = self.d_sf[d]
-            plan.chain_out[c] = live[self.d_out[d]]
+            plan.chain_out[c] = live[self.L + self.P + d]
             ok &= plan.chains[c].start >= 0
             for t in range(self.d_first[d], self.d_first[d] + self.d_n[d]):
                 plan.ta[plan.n_terms] = live[self.ta[t]]
@@ -764,9 +892,9 @@ cdef class _Planner:
                     pos += 1
             grp.row_starts = _row_starts(plan.slots + grp.s, R, C)
             grp.o = pos
-            for c in range(C):
+            for c in range(C):  # column by column (see MatrixGroup)
                 for r in range(R):
-                    plan.slots[pos] = live[self.d_out[self.grid[off + r * C + c]]]
+                    plan.slots[pos] = live[self.L + self.P + self.grid[off + r * C + c]]
                     pos += 1
         for i in range(n_slots):
             ok &= plan.slots[i] >= 0
@@ -796,6 +924,18 @@ cdef bint _row_starts(const int32_t *starts, Py_ssize_t R, Py_ssize_t C):
                 return False
         seen.add(starts[r])
     return len(seen) == R
+
+
+cdef inline uint64_t _hash(const int32_t *v, Py_ssize_t n) noexcept:
+    """FNV-1a over a vector of slots, with its length (only to spread dict keys), in four
+    lanes: each lane's multiplies wait on one another, the lanes' do not."""
+    cdef uint64_t h[4]
+    cdef Py_ssize_t i
+    for i in range(4):
+        h[i] = (14695981039346656037ULL + <uint64_t>i) ^ <uint64_t>n
+    for i in range(n):
+        h[i & 3] = (h[i & 3] ^ <uint32_t>v[i]) * 1099511628211ULL
+    return h[0] ^ (h[1] * 31) ^ (h[2] * 961) ^ (h[3] * 29791)
 
 
 cdef Py_ssize_t _find(list parent, Py_ssize_t i):
@@ -843,12 +983,14 @@ cdef int plan_matrices(MatrixPlan *plan, Py_ssize_t n_leaves, Py_ssize_t n_inter
         for j in range(n_outputs):
             uses[outputs[j]] = min(uses[outputs[j]] + 1, 255)
         p.find_runs(uses)
-        if p.n_runs == 0:
-            return 0
+        if p.n_runs == 0 or 2 * p.terms_in_runs() * THRESHOLDS["share"] < n_interior:
+            return 0  # even grids of every product and add would hold too few nodes
         p.link_runs(uses)
     finally:
         free(uses)
     p.make_dots()
+    if not p.number_compactly():
+        return 0
     p.measure_heights()
     grouped = p.find_grids()
     if not p.groups or grouped * THRESHOLDS["share"] < n_interior:
