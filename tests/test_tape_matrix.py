@@ -359,6 +359,36 @@ def test_the_demo_replays_like_eager(nn, engine, reg, inputs):
         grid_dots = 16 * DEMO_BATCH * (2 if inputs == "values" else 1)
         assert groups >= grid_dots // (16 * DEMO_BATCH)
         assert grid_dots <= dots <= (16 + 16 + 1 + 1) * DEMO_BATCH + (reg is not None)
+        # every hidden layer's relu runs inside its grid's step; the output layer has none
+        assert tape._grid_activations().count("relu") == groups - 1
+        assert tape._grid_activations().count(None) == 1
+
+
+@pytest.mark.parametrize("act", ["relu", "tanh"])
+@pytest.mark.parametrize("side", [None, "activation", "sum"])
+def test_a_grid_runs_its_layers_activation_only_when_nothing_else_reads_the_sums(engine, act, side):
+    """A layer's activation runs inside its grid's step when each sum is read by it alone
+    (_absorb_activations). Reading a sum elsewhere, or an output on the sums, keeps the
+    activations as steps of their own; reading the activations elsewhere changes nothing.
+    Bits as eager's every time."""
+    R, C, K = 5, 6, 4
+
+    def build(leaves):
+        W = [leaves[r * K:(r + 1) * K] for r in range(R)]
+        X = [leaves[R * K + c * K:R * K + (c + 1) * K] for c in range(C)]
+        sums = [sum((W[r][k] * X[c][k] for k in range(K)), leaves[-1]) for c in range(C) for r in range(R)]
+        hidden = [getattr(s, act)() for s in sums]
+        root = sum(h * h for h in hidden)
+        if side == "activation":
+            root = root + hidden[3] * 2.0
+        elif side == "sum":
+            root = root + sums[7] * 2.0
+        return root, [hidden[0]]
+
+    tape = check_replays(engine, build, R * K + C * K + 1, seed=11, rounds=3, special=0.1)
+    if tape.engine == "cython":
+        assert matrix(tape)[0] == 1
+        assert tape._grid_activations() == [None if side == "sum" else act]
 
 
 # ---------------------------------------------------------------------------------------------

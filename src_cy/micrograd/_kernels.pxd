@@ -22,6 +22,7 @@ cdef extern from "_kernels.h" nogil:
     double mg_mul(double a, double b)
     int mg_pow(double x, double k, double *out)
     double mg_relu(double x)
+    double mg_relu_da(double out)
     double mg_tanh(double x)
     int mg_exp(double x, double *out)
     int mg_log(double x, double *out)

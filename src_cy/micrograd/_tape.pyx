@@ -323,6 +323,9 @@ cdef class CompiledTape:
     cdef MatrixPlan plan        # the matrix stage's replay, when it found grids (plan.n_steps > 0)
     cdef double *work           # plan.workspace doubles: the grids' gathered operands
     cdef Py_ssize_t root_slot   # the root's slot in data (the last, or the plan's)
+    cdef Py_ssize_t n_forward, n_backward  # the plan's programs' steps, once grids took their activations
+    cdef uint8_t *group_act     # per grid: the op of the activation it runs on its sums (0: none)
+    cdef int32_t **act_slots    # per grid with one: its activations' slots, in its sums' order
     cdef int32_t *replay_outputs  # the outputs' slots in data (output_slots, or the plan's)
     cdef Value _root
     cdef tuple _outputs
@@ -364,6 +367,11 @@ cdef class CompiledTape:
         free(self.chains)
         free(self.ta)
         free(self.tb)
+        if self.act_slots != NULL:
+            for i in range(self.plan.n_groups):
+                free(self.act_slots[i])
+        free(self.act_slots)
+        free(self.group_act)
         free_plan(&self.plan)
         free(self.work)
 
@@ -381,6 +389,89 @@ cdef class CompiledTape:
         self.grad = grad
         self.root_slot = self.plan.root
         self.replay_outputs = self.plan.output_slots
+        self.n_forward = self.n_backward = self.plan.n_steps
+        self._absorb_activations()
+        return 0
+
+    cdef int _absorb_activations(self) except -1:
+        """Let each grid run its layer's activation (relu, tanh) as part of its step, where
+        every one of its sums is read by one such node and nothing else: forward, right after
+        the sums; backward, right before reading the sums' grads. No node step then runs per
+        activation. Moving them changes no bits: an activation can neither fail nor meet
+        another writer of its grads (its sum is read by it alone, and its own grad is complete
+        when its first place in the plan comes, so it still is at the grid's, later)."""
+        cdef MatrixPlan *p = &self.plan
+        cdef Py_ssize_t i, g, r, n = p.n_live
+        cdef int32_t *readers = <int32_t *>calloc(max(n, 1), sizeof(int32_t))
+        cdef int32_t *reader = <int32_t *>malloc(max(n, 1) * sizeof(int32_t))
+        cdef uint8_t *absorbed = <uint8_t *>calloc(max(p.n_nodes, 1), sizeof(uint8_t))
+        cdef uint8_t c
+        cdef const int32_t *o
+        try:
+            if readers == NULL or reader == NULL or absorbed == NULL:
+                raise MemoryError("Tape: out of memory capturing the graph")
+            self.group_act = <uint8_t *>calloc(max(p.n_groups, 1), sizeof(uint8_t))
+            self.act_slots = <int32_t **>calloc(max(p.n_groups, 1), sizeof(int32_t *))
+            if self.group_act == NULL or self.act_slots == NULL:
+                raise MemoryError("Tape: out of memory capturing the graph")
+            self._count_readers(readers, reader)
+            for g in range(p.n_groups):
+                o = p.slots + p.groups[g].o
+                c = 0
+                for i in range(p.groups[g].R * p.groups[g].C):
+                    r = reader[o[i]]
+                    if readers[o[i]] != 1 or r < 0:
+                        break
+                    if i == 0:
+                        c = _op_of(p.node_code[r])
+                    if _op_of(p.node_code[r]) != c or (c != MG_RELU and c != MG_TANH):
+                        break
+                else:
+                    self._absorb(g, c, reader, absorbed)
+            self.n_forward = _drop_steps(p.forward, p.n_steps, absorbed)
+            self.n_backward = _drop_steps(p.backward, p.n_steps, absorbed)
+        finally:
+            free(readers)
+            free(reader)
+            free(absorbed)
+        return 0
+
+    cdef void _count_readers(self, int32_t *readers, int32_t *reader) noexcept:
+        """readers[slot]: how many operands, outputs and the root read it; reader[slot]: the
+        node step that reads it, if one does (-1: a chain, a grid, an output or the root)."""
+        cdef const MatrixPlan *p = &self.plan
+        cdef Py_ssize_t i, t
+        for i in range(p.n_live):
+            reader[i] = -1
+        for i in range(p.n_nodes):
+            readers[p.node_a[i]] += 1
+            reader[p.node_a[i]] = <int32_t>i
+            if mg_arity(_op_of(p.node_code[i])) == 2:
+                readers[p.node_b[i]] += 1
+        for i in range(p.n_chains):
+            readers[p.chains[i].start] += 1
+            for t in range(p.chains[i].first, p.chains[i].first + p.chains[i].n):
+                readers[p.ta[t]] += 1
+                readers[p.tb[t]] += 1
+        for i in range(p.n_groups):
+            for t in range(p.groups[i].w, p.groups[i].o):  # weights, inputs, starts
+                readers[p.slots[t]] += 1
+        for i in range(self.n_outputs):
+            readers[p.output_slots[i]] += 1
+        readers[p.root] += 1
+
+    cdef int _absorb(self, Py_ssize_t g, uint8_t c, const int32_t *reader,
+                     uint8_t *absorbed) except -1:
+        cdef const MatrixPlan *p = &self.plan
+        cdef Py_ssize_t i, n = p.groups[g].R * p.groups[g].C
+        cdef const int32_t *o = p.slots + p.groups[g].o
+        self.act_slots[g] = <int32_t *>malloc(max(n, 1) * sizeof(int32_t))
+        if self.act_slots[g] == NULL:
+            raise MemoryError("Tape: out of memory capturing the graph")
+        for i in range(n):
+            self.act_slots[g][i] = p.node_out[reader[o[i]]]
+            absorbed[reader[o[i]]] = True
+        self.group_act[g] = c
         return 0
 
     # -- capture -------------------------------------------------------------------------------
@@ -1041,6 +1132,13 @@ cdef class CompiledTape:
         self._check_captured("_matrix_groups")
         return (self.plan.n_groups, self.plan.grouped_dots, self.plan.grouped_terms)
 
+    def _grid_activations(self):
+        """The op names of the activations the grids run as part of their step, a grid's
+        None if it runs none (see _absorb_activations): for tests."""
+        self._check_captured("_grid_activations")
+        return [_ops.OPS[self.group_act[g]].name if self.group_act[g] else None
+                for g in range(self.plan.n_groups)]
+
     def _structure(self):
         """(codes, a, b, consts, output slots, leaf count) as lists: for tests comparing engines."""
         cdef Py_ssize_t j
@@ -1125,7 +1223,7 @@ cdef class CompiledTape:
         cdef uint32_t step
         cdef uint8_t c
         cdef double y, r
-        for i in range(p.n_steps):
+        for i in range(self.n_forward):
             step = p.forward[i]
             index = step & STEP_INDEX
             if step >> STEP_SHIFT == STEP_NODE:
@@ -1137,7 +1235,8 @@ cdef class CompiledTape:
             elif step >> STEP_SHIFT == STEP_CHAIN:
                 data[p.chain_out[index]] = _chain_forward(data, p.ta, p.tb, p.chains + index)
             else:
-                _group_forward(data, p.groups + index, p.slots, self.work)
+                _group_forward(data, p.groups + index, p.slots, self.work,
+                               self.group_act[index], self.act_slots[index])
         return NO_ERROR
 
     cdef Py_ssize_t _run_planned_backward(self) noexcept nogil:
@@ -1154,7 +1253,7 @@ cdef class CompiledTape:
         cdef double y
         cdef double *gb
         grad[p.root] = 1.0
-        for i in range(p.n_steps):
+        for i in range(self.n_backward):
             step = p.backward[i]
             index = step & STEP_INDEX
             if step >> STEP_SHIFT == STEP_NODE:
@@ -1176,7 +1275,8 @@ cdef class CompiledTape:
                 _chain_backward(data, grad, p.ta, p.tb, p.chains + index, grad[j])
                 grad[j] = 0.0
             else:
-                _group_backward(data, grad, p.groups + index, p.slots, self.work)
+                _group_backward(data, grad, p.groups + index, p.slots, self.work,
+                                self.group_act[index], self.act_slots[index])
         return NO_ERROR
 
     cdef int _raise_forward_error(self, Py_ssize_t slot) except -1:
@@ -1449,12 +1549,12 @@ cdef inline void _scatter(double *dst, const double *src, const int32_t *slots,
 
 
 cdef void _group_forward(double *data, const MatrixGroup *g, const int32_t *slots,
-                         double *work) noexcept nogil:
+                         double *work, uint8_t act, const int32_t *act_slots) noexcept nogil:
     """out[r, c] = start[r, c] + w[r, 0]*x[c, 0] + ... as eager adds it. The sums and starts
     are laid out column by column (sample by sample, as the nodes that read them): the kernels
     run on the transposed problem, out^T = start^T + x . w^T, which makes the same products (in
     the other operand order, the same bits) and adds them in the same order."""
-    cdef Py_ssize_t R = g.R, C = g.C, K = g.K
+    cdef Py_ssize_t R = g.R, C = g.C, K = g.K, i
     cdef double *W = work
     cdef double *X = W + R * K
     cdef double *S = X + C * K
@@ -1464,10 +1564,18 @@ cdef void _group_forward(double *data, const MatrixGroup *g, const int32_t *slot
     _gather(S, data, slots + g.s, R * C)
     mg_mm_forward(C, R, K, X, W, S, O, O + R * C)
     _scatter(data, O, slots + g.o, R * C)
+    if act == MG_RELU:  # the layer's activation (see _absorb_activations): it cannot fail
+        for i in range(R * C):  # contiguous, so the compiler makes it branch-free (signs vary)
+            S[i] = mg_relu(O[i])
+        _scatter(data, S, act_slots, R * C)
+    elif act == MG_TANH:
+        for i in range(R * C):
+            data[act_slots[i]] = mg_tanh(O[i])
 
 
 cdef void _group_backward(const double *data, double *grad, const MatrixGroup *g,
-                          const int32_t *slots, double *work) noexcept nogil:
+                          const int32_t *slots, double *work, uint8_t act,
+                          const int32_t *act_slots) noexcept nogil:
     """Each dot product's backward as _chain_backward's: every term gets 0.0 + its sum's grad
     (top), the start gets that too (top itself if there is one term); a weight's grad its
     contributions column by column, an input's row by row (the plan's order: eager's). G is
@@ -1483,6 +1591,15 @@ cdef void _group_backward(const double *data, double *grad, const MatrixGroup *g
     cdef double *G = dX + C * K
     cdef double *T = G + R * C
     cdef double *scratch = T + R * C
+    if act == MG_RELU:  # the layer's activation first, as its own steps ran before (see
+        for i in range(R * C):  # _absorb_activations): mg_backward's rule for relu
+            grad[out[i]] += mg_relu_da(data[act_slots[i]]) * grad[act_slots[i]]
+            grad[act_slots[i]] = 0.0
+    elif act:
+        for i in range(R * C):
+            mg_backward(act, data[out[i]], 0.0, data[act_slots[i]], grad[act_slots[i]],
+                        &grad[out[i]], NULL)
+            grad[act_slots[i]] = 0.0
     for i in range(R * C):
         T[i] = grad[out[i]]
         grad[out[i]] = 0.0  # cleared for the next pass (see _run_backward)
@@ -1532,6 +1649,17 @@ cdef inline void _row_start_backward(double *grad, const int32_t *start, const d
             s0 = s0 + G[c * R + r]
         grad[start[r]] = s0
         r += 1
+
+
+cdef Py_ssize_t _drop_steps(uint32_t *program, Py_ssize_t n, const uint8_t *dropped) noexcept:
+    """Remove from program the node steps whose records are marked; return its new length."""
+    cdef Py_ssize_t i, kept = 0
+    for i in range(n):
+        if program[i] >> STEP_SHIFT == STEP_NODE and dropped[program[i] & STEP_INDEX]:
+            continue
+        program[kept] = program[i]
+        kept += 1
+    return kept
 
 
 cdef inline bint _is_lane(Py_ssize_t q, const Py_ssize_t *lanes, Py_ssize_t n_lanes) noexcept:
