@@ -13,7 +13,6 @@ check it after the bits; the hazard tests check only the bits, whatever the coun
 import math
 import os
 import random
-import subprocess
 import sys
 import threading
 
@@ -870,12 +869,11 @@ print(" ".join(sorted(seen)))
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux (/proc, RLIMIT_AS)")
 @pytest.mark.skipif("asan" in os.environ.get("LD_PRELOAD", ""),
                     reason="AddressSanitizer reserves terabytes of address space: RLIMIT_AS cannot apply")
-def test_running_out_of_memory_while_planning_raises_memory_error(both_engines):
+def test_running_out_of_memory_while_planning_raises_memory_error(both_engines, run_python):
     """Capture with the address space capped a little higher each time, from nothing left to
     plenty: each attempt raises MemoryError or replays by its plan; none may crash (a child
-    process runs them)."""
-    result = subprocess.run([sys.executable, "-c", OUT_OF_MEMORY], capture_output=True, text=True, timeout=300,
-                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    process runs them, importing the micrograd under test)."""
+    result = run_python(OUT_OF_MEMORY, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["MemoryError", "planned"], result.stdout + result.stderr
 
