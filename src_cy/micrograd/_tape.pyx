@@ -31,7 +31,7 @@ tests/test_tape_fusion.py). The arrays of either (``_fused_nbytes()``) are not c
 cimport cython
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from libc.stddef cimport ptrdiff_t
-from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t, uintptr_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memmove, memset
 from micrograd._engine cimport Value, LINK
@@ -325,6 +325,9 @@ cdef class CompiledTape:
     cdef Py_ssize_t root_slot   # the root's slot in data (the last, or the plan's)
     cdef Py_ssize_t n_forward, n_backward  # the plan's programs' steps, once grids took their activations
     cdef uint8_t *group_act     # per grid: the op of the activation it runs on its sums (0: none)
+    cdef double *operands       # per grid, its weights then its inputs, as forward gathered them
+    cdef int64_t *operand_at    # per grid, where its operands start in `operands`
+    cdef bint operands_fresh    # `operands` holds what data holds (backward then skips gathering)
     cdef int32_t **act_slots    # per grid with one: its activations' slots, in its sums' order
     cdef int32_t *replay_outputs  # the outputs' slots in data (output_slots, or the plan's)
     cdef Value _root
@@ -372,6 +375,8 @@ cdef class CompiledTape:
                 free(self.act_slots[i])
         free(self.act_slots)
         free(self.group_act)
+        free(self.operands)
+        free(self.operand_at)
         free_plan(&self.plan)
         free(self.work)
 
@@ -391,6 +396,24 @@ cdef class CompiledTape:
         self.replay_outputs = self.plan.output_slots
         self.n_forward = self.n_backward = self.plan.n_steps
         self._absorb_activations()
+        self._make_operand_buffers()
+        return 0
+
+    cdef int _make_operand_buffers(self) except -1:
+        """A buffer per grid for the weights and inputs forward gathers: backward reads them
+        there instead of gathering them again (data does not change between the two)."""
+        cdef const MatrixPlan *p = &self.plan
+        cdef Py_ssize_t g, total = 0
+        self.operand_at = <int64_t *>malloc(max(p.n_groups, 1) * sizeof(int64_t))
+        if self.operand_at == NULL:
+            raise MemoryError("Tape: out of memory capturing the graph")
+        for g in range(p.n_groups):
+            self.operand_at[g] = total
+            total += (<Py_ssize_t>p.groups[g].R + p.groups[g].C) * p.groups[g].K
+        self.operands = <double *>malloc(max(total, 1) * sizeof(double))
+        if self.operands == NULL:
+            raise MemoryError("Tape: out of memory capturing the graph")
+        self.operands_fresh = False  # the captured values are in data only
         return 0
 
     cdef int _absorb_activations(self) except -1:
@@ -1046,7 +1069,9 @@ cdef class CompiledTape:
             self.complete = False
             with nogil:
                 if self.plan.n_steps:
+                    self.operands_fresh = False
                     failed = self._run_planned_forward()
+                    self.operands_fresh = failed == NO_ERROR
                 else:
                     failed = self._run_forward()
             if failed != NO_ERROR:
@@ -1074,6 +1099,7 @@ cdef class CompiledTape:
             with nogil:
                 if self.plan.n_steps:
                     failed = self._run_planned_backward()
+                    self.operands_fresh = True  # backward gathered them where forward had not
                 else:
                     failed = self._run_backward()
             if failed != NO_ERROR:
@@ -1236,6 +1262,7 @@ cdef class CompiledTape:
                 data[p.chain_out[index]] = _chain_forward(data, p.ta, p.tb, p.chains + index)
             else:
                 _group_forward(data, p.groups + index, p.slots, self.work,
+                               self.operands + self.operand_at[index],
                                self.group_act[index], self.act_slots[index])
         return NO_ERROR
 
@@ -1276,6 +1303,7 @@ cdef class CompiledTape:
                 grad[j] = 0.0
             else:
                 _group_backward(data, grad, p.groups + index, p.slots, self.work,
+                                self.operands + self.operand_at[index], self.operands_fresh,
                                 self.group_act[index], self.act_slots[index])
         return NO_ERROR
 
@@ -1549,15 +1577,16 @@ cdef inline void _scatter(double *dst, const double *src, const int32_t *slots,
 
 
 cdef void _group_forward(double *data, const MatrixGroup *g, const int32_t *slots,
-                         double *work, uint8_t act, const int32_t *act_slots) noexcept nogil:
+                         double *work, double *operands, uint8_t act,
+                         const int32_t *act_slots) noexcept nogil:
     """out[r, c] = start[r, c] + w[r, 0]*x[c, 0] + ... as eager adds it. The sums and starts
     are laid out column by column (sample by sample, as the nodes that read them): the kernels
     run on the transposed problem, out^T = start^T + x . w^T, which makes the same products (in
     the other operand order, the same bits) and adds them in the same order."""
     cdef Py_ssize_t R = g.R, C = g.C, K = g.K, i
-    cdef double *W = work
+    cdef double *W = operands  # kept for backward
     cdef double *X = W + R * K
-    cdef double *S = X + C * K
+    cdef double *S = work
     cdef double *O = S + R * C
     _gather(W, data, slots + g.w, R * K)
     _gather(X, data, slots + g.x, C * K)
@@ -1574,8 +1603,8 @@ cdef void _group_forward(double *data, const MatrixGroup *g, const int32_t *slot
 
 
 cdef void _group_backward(const double *data, double *grad, const MatrixGroup *g,
-                          const int32_t *slots, double *work, uint8_t act,
-                          const int32_t *act_slots) noexcept nogil:
+                          const int32_t *slots, double *work, double *operands, bint fresh,
+                          uint8_t act, const int32_t *act_slots) noexcept nogil:
     """Each dot product's backward as _chain_backward's: every term gets 0.0 + its sum's grad
     (top), the start gets that too (top itself if there is one term); a weight's grad its
     contributions column by column, an input's row by row (the plan's order: eager's). G is
@@ -1584,9 +1613,9 @@ cdef void _group_backward(const double *data, double *grad, const MatrixGroup *g
     cdef Py_ssize_t R = g.R, C = g.C, K = g.K, i
     cdef const int32_t *out = slots + g.o
     cdef const int32_t *start = slots + g.s
-    cdef double *W = work
+    cdef double *W = operands  # as forward gathered them, if fresh
     cdef double *X = W + R * K
-    cdef double *dW = X + C * K
+    cdef double *dW = work
     cdef double *dX = dW + R * K
     cdef double *G = dX + C * K
     cdef double *T = G + R * C
@@ -1604,8 +1633,9 @@ cdef void _group_backward(const double *data, double *grad, const MatrixGroup *g
         T[i] = grad[out[i]]
         grad[out[i]] = 0.0  # cleared for the next pass (see _run_backward)
         G[i] = 0.0 + T[i]
-    _gather(W, data, slots + g.w, R * K)
-    _gather(X, data, slots + g.x, C * K)
+    if not fresh:
+        _gather(W, data, slots + g.w, R * K)
+        _gather(X, data, slots + g.x, C * K)
     _gather(dW, grad, slots + g.w, R * K)
     _gather(dX, grad, slots + g.x, C * K)
     mg_mm_backward_x(C, R, K, X, G, dW, scratch)  # dW[r, k] += x[c, k] * G[c, r], c in order
