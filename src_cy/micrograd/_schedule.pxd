@@ -87,3 +87,4 @@ cdef int plan_matrices(MatrixPlan *plan, Py_ssize_t n_leaves, Py_ssize_t n_inter
                        const uint8_t *code, const int32_t *a, const int32_t *b,
                        const int32_t *outputs, Py_ssize_t n_outputs, const double *data) except -1
 cdef void free_plan(MatrixPlan *plan) noexcept
+cdef int grow_array(void **array, Py_ssize_t n, size_t item) except -1

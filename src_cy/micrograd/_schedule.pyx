@@ -553,8 +553,8 @@ cdef class _Planner:
         last_src[dst] = <int32_t>src
         if self.n_edges == self.edge_cap:
             self.edge_cap = max(1024, 2 * self.edge_cap)
-            _grow(<void **>&self.edge_src, self.edge_cap, sizeof(int32_t))
-            _grow(<void **>&self.edge_dst, self.edge_cap, sizeof(int32_t))
+            grow_array(<void **>&self.edge_src, self.edge_cap, sizeof(int32_t))
+            grow_array(<void **>&self.edge_dst, self.edge_cap, sizeof(int32_t))
         self.edge_src[self.n_edges] = <int32_t>src
         self.edge_dst[self.n_edges] = <int32_t>dst
         self.n_edges += 1
@@ -949,10 +949,12 @@ cdef Py_ssize_t _find(list parent, Py_ssize_t i):
     return root
 
 
-cdef int _grow(void **array, Py_ssize_t n, size_t size) except -1:
-    cdef void *grown = realloc(array[0], max(n, 1) * size)
+cdef int grow_array(void **array, Py_ssize_t n, size_t item) except -1:
+    """Reallocate array[0] to n items (at least one), keeping its contents (the tape's capture
+    and the planner grow their arrays with it; planning is part of capturing)."""
+    cdef void *grown = realloc(array[0], max(n, 1) * item)
     if grown == NULL:
-        raise MemoryError("Tape: out of memory planning the replay")
+        raise MemoryError("Tape: out of memory capturing the graph")
     array[0] = grown
     return 0
 

@@ -32,19 +32,13 @@ cimport cython
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from libc.stddef cimport ptrdiff_t
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t, uintptr_t
-from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memmove, memset
 from micrograd._engine cimport Value, LINK
 from micrograd._kernels cimport *
 from micrograd._schedule cimport *
 
-cdef extern from "_matmul.h" nogil:
-    void mg_mm_forward(ptrdiff_t R, ptrdiff_t C, ptrdiff_t K, const double *W, const double *X,
-                       const double *S, double *out, double *scratch)
-    void mg_mm_backward_w(ptrdiff_t R, ptrdiff_t C, ptrdiff_t K, const double *X, const double *G,
-                          double *dW, double *scratch)
-    void mg_mm_backward_x(ptrdiff_t R, ptrdiff_t C, ptrdiff_t K, const double *W, const double *G,
-                          double *dX, double *scratch)
+from micrograd._matmul cimport mg_mm_backward_w, mg_mm_backward_x, mg_mm_forward
 
 from micrograd import _ops, kernels
 from micrograd import tape as _api
@@ -138,16 +132,8 @@ ctypedef struct Walk:
     bint unmarked           # _make_slots put the marks back
 
 
-# ---------------------------------------------------------------------------------------------
-# Growing arrays during capture (doubling; realloc moves large blocks by remapping, not copying)
-
-cdef int _resize(void **array, Py_ssize_t n, size_t item) except -1:
-    """Reallocate array[0] to n items (at least one), keeping its contents."""
-    cdef void *grown = realloc(array[0], max(n, 1) * item)
-    if grown == NULL:
-        raise MemoryError("Tape: out of memory capturing the graph")
-    array[0] = grown
-    return 0
+# Growing arrays during capture: _schedule's grow_array (doubling; realloc moves large blocks by
+# remapping, not copying), which the planner uses too.
 
 
 cdef inline int32_t _resolve(int32_t position, Py_ssize_t n_leaves) noexcept:
@@ -541,7 +527,7 @@ cdef class CompiledTape:
             child = <PyObject *>root
         else:
             w.stack_cap = 64
-            _resize(<void **>&w.stack, w.stack_cap, sizeof(Frame))
+            grow_array(<void **>&w.stack, w.stack_cap, sizeof(Frame))
             _put(<PyObject *>root, stamp, IN_PROGRESS)
             w.stack[0] = <Frame><PyObject *>root
             w.depth = 1
@@ -553,7 +539,7 @@ cdef class CompiledTape:
                         return WALK_TOO_LARGE
                     if self.n_leaves == w.leaf_cap:
                         w.leaf_cap = max(64, 2 * w.leaf_cap)
-                        _resize(<void **>&self.leaf_refs, w.leaf_cap, sizeof(PyObject *))
+                        grow_array(<void **>&self.leaf_refs, w.leaf_cap, sizeof(PyObject *))
                     Py_INCREF(<object>child)
                     self.leaf_refs[self.n_leaves] = child
                     _put(child, stamp, <int32_t>(-1 - self.n_leaves))
@@ -561,7 +547,7 @@ cdef class CompiledTape:
                 else:  # an interior node: descend
                     if w.depth == w.stack_cap:
                         w.stack_cap *= 2
-                        _resize(<void **>&w.stack, w.stack_cap, sizeof(Frame))
+                        grow_array(<void **>&w.stack, w.stack_cap, sizeof(Frame))
                     _put(child, stamp, IN_PROGRESS)
                     w.stack[w.depth] = <Frame>child
                     w.depth += 1
@@ -596,10 +582,10 @@ cdef class CompiledTape:
             m = self.n_interior
             if m == w.interior_cap:
                 w.interior_cap = max(64, 2 * w.interior_cap)
-                _resize(<void **>&w.nodes, w.interior_cap, sizeof(PyObject *))
-                _resize(<void **>&self.code, w.interior_cap, sizeof(uint8_t))
-                _resize(<void **>&self.a, w.interior_cap, sizeof(int32_t))
-                _resize(<void **>&self.b, w.interior_cap, sizeof(int32_t))
+                grow_array(<void **>&w.nodes, w.interior_cap, sizeof(PyObject *))
+                grow_array(<void **>&self.code, w.interior_cap, sizeof(uint8_t))
+                grow_array(<void **>&self.a, w.interior_cap, sizeof(int32_t))
+                grow_array(<void **>&self.b, w.interior_cap, sizeof(int32_t))
             self.code[m] = <uint8_t>code
             self.a[m] = _position((<Value>node)._a)
             if code == MG_POWC:
@@ -646,7 +632,7 @@ cdef class CompiledTape:
         if found is not None:
             return <int32_t>found
         if self.n_consts % 16 == 0:
-            _resize(<void **>&self.consts, self.n_consts + 16, sizeof(double))
+            grow_array(<void **>&self.consts, self.n_consts + 16, sizeof(double))
         self.consts[self.n_consts] = k
         index[bits] = self.n_consts
         self.n_consts += 1
@@ -691,7 +677,7 @@ cdef class CompiledTape:
             if uses == NULL:
                 raise MemoryError("Tape: out of memory capturing the graph")
             self._count_uses(uses)
-            _resize(<void **>&self.runs, 1, sizeof(Run))
+            grow_array(<void **>&self.runs, 1, sizeof(Run))
             j = 0
             while j + 1 < self.n_interior:  # count the runs first: the array takes its size
                 if self._find_run(uses, j, self.runs):
@@ -699,7 +685,7 @@ cdef class CompiledTape:
                     cap += 1
                 else:
                     j += 1
-            _resize(<void **>&self.runs, cap, sizeof(Run))
+            grow_array(<void **>&self.runs, cap, sizeof(Run))
             j = 0
             while j + 1 < self.n_interior:
                 if self._find_run(uses, j, &self.runs[self.n_runs]):
@@ -752,7 +738,7 @@ cdef class CompiledTape:
                 continue  # in a group, or already the end of a chain
             if self.n_chains == chain_cap:
                 chain_cap = max(64, 2 * chain_cap)
-                _resize(<void **>&self.chains, chain_cap, sizeof(Chain))
+                grow_array(<void **>&self.chains, chain_cap, sizeof(Chain))
             chain = &self.chains[self.n_chains]
             chain.first = <int32_t>self.n_terms
             chain.start = self.runs[r].start
@@ -762,8 +748,8 @@ cdef class CompiledTape:
             while True:
                 if self.n_terms + self.runs[last].n > term_cap:
                     term_cap = max(256, 2 * term_cap, self.n_terms + self.runs[last].n)
-                    _resize(<void **>&self.ta, term_cap, sizeof(int32_t))
-                    _resize(<void **>&self.tb, term_cap, sizeof(int32_t))
+                    grow_array(<void **>&self.ta, term_cap, sizeof(int32_t))
+                    grow_array(<void **>&self.tb, term_cap, sizeof(int32_t))
                 for k in range(self.runs[last].n):  # the terms of run `last`
                     j = self.runs[last].head + 2 * k
                     self.ta[self.n_terms] = self.a[j]
@@ -798,10 +784,10 @@ cdef class CompiledTape:
                 self.runs[kept] = self.runs[r]
                 kept += 1
         self.n_runs = kept
-        _resize(<void **>&self.runs, self.n_runs, sizeof(Run))
-        _resize(<void **>&self.chains, self.n_chains, sizeof(Chain))
-        _resize(<void **>&self.ta, self.n_terms, sizeof(int32_t))
-        _resize(<void **>&self.tb, self.n_terms, sizeof(int32_t))
+        grow_array(<void **>&self.runs, self.n_runs, sizeof(Run))
+        grow_array(<void **>&self.chains, self.n_chains, sizeof(Chain))
+        grow_array(<void **>&self.ta, self.n_terms, sizeof(int32_t))
+        grow_array(<void **>&self.tb, self.n_terms, sizeof(int32_t))
         return 0
 
     cdef Py_ssize_t _continuation(self, Py_ssize_t r, const uint8_t *uses, const int32_t *stamp,
@@ -847,7 +833,7 @@ cdef class CompiledTape:
         cdef Py_ssize_t l
         cdef Run *first
         if self.n_groups % 64 == 0:
-            _resize(<void **>&self.group_runs, (self.n_groups + 64) * GROUP_LANES, sizeof(Run))
+            grow_array(<void **>&self.group_runs, (self.n_groups + 64) * GROUP_LANES, sizeof(Run))
         for l in range(n_lanes):
             self.runs[lanes[l]].role = MEMBER
             self.runs[lanes[l]].group = <int32_t>self.n_groups  # _continuation finds the lanes
@@ -983,7 +969,7 @@ cdef class CompiledTape:
         """Each output's slot, read from its mark: WALK_OK, or WALK_NO_OUTPUT (Walk.missing)."""
         cdef Py_ssize_t i
         cdef PyObject *out
-        _resize(<void **>&self.output_slots, len(self._outputs), sizeof(int32_t))
+        grow_array(<void **>&self.output_slots, len(self._outputs), sizeof(int32_t))
         self.n_outputs = len(self._outputs)
         for i in range(self.n_outputs):
             out = <PyObject *>self._outputs[i]
@@ -1001,7 +987,7 @@ cdef class CompiledTape:
         cdef char *buffer
         cdef PyObject *node
         cdef double x
-        _resize(<void **>&w.nodes, n, sizeof(double))
+        grow_array(<void **>&w.nodes, n, sizeof(double))
         buffer = <char *>w.nodes
         # interior nodes move up past the leaves' slots; each slot then trades its node for its
         # value (memcpy: the buffer is read as pointers and written as doubles)
@@ -1023,10 +1009,10 @@ cdef class CompiledTape:
         if self.grad == NULL:
             raise MemoryError("Tape: out of memory capturing the graph")
         # trim the arrays to their size
-        _resize(<void **>&self.code, self.n_interior, sizeof(uint8_t))
-        _resize(<void **>&self.a, self.n_interior, sizeof(int32_t))
-        _resize(<void **>&self.b, self.n_interior, sizeof(int32_t))
-        _resize(<void **>&self.leaf_refs, self.n_leaves, sizeof(PyObject *))
+        grow_array(<void **>&self.code, self.n_interior, sizeof(uint8_t))
+        grow_array(<void **>&self.a, self.n_interior, sizeof(int32_t))
+        grow_array(<void **>&self.b, self.n_interior, sizeof(int32_t))
+        grow_array(<void **>&self.leaf_refs, self.n_leaves, sizeof(PyObject *))
         return 0
 
     # -- public API ----------------------------------------------------------------------------
@@ -1141,11 +1127,17 @@ cdef class CompiledTape:
 
     def _fused_nbytes(self):
         """Bytes of the arrays the dot product loops read (runs, groups, chains, their terms;
-        or the matrix plan's steps, chains, grids and workspace), beside the shared layout that
+        or the matrix plan's steps, chains, grids, their kept operands and activations, and
+        workspace), beside the shared layout that
         nbytes counts (a planned tape's data and grad are the plan's, usually far fewer)."""
         cdef const MatrixPlan *p = &self.plan
+        cdef Py_ssize_t g, grids = 0  # the grids' kept operands and their activations' slots
         self._check_captured("_fused_nbytes")
-        return ((self.n_runs + GROUP_LANES * self.n_groups) * sizeof(Run)
+        for g in range(p.n_groups):
+            grids += (<Py_ssize_t>p.groups[g].R + p.groups[g].C) * p.groups[g].K * sizeof(double)
+            if self.group_act[g]:
+                grids += <Py_ssize_t>p.groups[g].R * p.groups[g].C * sizeof(int32_t)
+        return (grids + (self.n_runs + GROUP_LANES * self.n_groups) * sizeof(Run)
                 + self.n_chains * sizeof(Chain) + 2 * self.n_terms * sizeof(int32_t)
                 + 2 * p.n_steps * sizeof(uint32_t) + p.n_nodes * (sizeof(uint8_t) + 3 * sizeof(int32_t))
                 + p.n_chains * (sizeof(Chain) + sizeof(int32_t)) + 2 * p.n_terms * sizeof(int32_t)
