@@ -1237,7 +1237,7 @@ cdef class CompiledTape:
         """The matrix stage's forward (see _schedule.pyx): its steps in height order."""
         cdef double *data = self.data
         cdef const MatrixPlan *p = &self.plan
-        cdef Py_ssize_t n_leaves = self.n_leaves, i, j, index
+        cdef Py_ssize_t i, index
         cdef uint32_t step
         cdef uint8_t c
         cdef double y, r
@@ -1701,14 +1701,6 @@ cdef inline bint _claim(int32_t s, Py_ssize_t first, int32_t *stamp, int32_t *ke
     stamp[s] = mark
     key[s] = k
     return True
-
-
-
-cdef int _check_replayable(Value node) except -1:
-    """A tape replays ops only: refuse a node built by hand (its rule was fixed in Python)."""
-    if node.code >= MG_N_OPS:
-        raise _api.hand_built_node(node)
-    return 0
 
 
 _api.Tape.register(CompiledTape)
