@@ -32,7 +32,7 @@ from __future__ import annotations
 import abc
 import threading
 from array import array
-from typing import Any, List, Tuple
+from typing import Any, List, Sequence, Tuple
 
 from micrograd import _ops, kernels, pure
 from micrograd._ops import LEAF, POWC
@@ -55,9 +55,18 @@ MAX_NODES = 2**31 - 1  # child indices are int32
 class Tape(abc.ABC):
     """A recorded graph, replayed forward and backward without rebuilding it.
 
-    ``Tape(root, outputs=())`` captures the graph behind ``root`` (a Value of either engine;
-    the tape uses that engine). ``outputs`` are other Values of that graph (one, or an
-    iterable, e.g. the model's scores) whose ``.data`` replay keeps up to date.
+    ``Tape(root, outputs=(), params=None, constants=())`` captures the graph behind ``root``
+    (a Value of either engine; the tape uses that engine). ``outputs`` are other Values of that
+    graph (one, or an iterable, e.g. the model's scores) whose ``.data`` replay keeps up to
+    date. The last two say which leaves need what, as PyTorch's ``requires_grad`` does (each
+    one Value or an iterable of leaf Values; leaves not in the graph are ignored):
+
+    - ``params``: the leaves ``backward()`` adds grads into (e.g. ``model.parameters()``).
+      The other leaves' ``.grad`` is left alone, and work that only they need is skipped.
+      ``None`` (the default): every leaf that is not a constant.
+    - ``constants``: leaves whose ``.data`` never changes (a fixed dataset): the tape reads
+      it once, at capture, never writes their ``.grad``, and ``forward()`` does not read them
+      again, so a change to their ``.data`` is not seen: capture a new tape for that.
 
     - ``forward() -> float``: read every leaf's ``.data``, recompute every node; write the new
       values into ``root.data`` and each output's ``.data``, and return ``root.data``.
@@ -80,10 +89,11 @@ class Tape(abc.ABC):
     eager ``backward()`` orders them) is reported.
     """
 
-    def __new__(cls, root: Any, *, outputs: Any = ()) -> Tape:
+    def __new__(cls, root: Any, *, outputs: Any = (), params: Any = None, constants: Any = ()) -> Tape:
         # The implementations are registered, not inherited, so that Python does not call
         # __init__ a second time on the instance returned here.
-        return implementation_for(root)(root, outputs=outputs)  # type: ignore[no-any-return]
+        impl = implementation_for(root)
+        return impl(root, outputs=outputs, params=params, constants=constants)  # type: ignore[no-any-return]
 
     # The interface both implementations provide (for help() and type checkers; an instance
     # is always a PythonTape or a CompiledTape, which define these).
@@ -147,21 +157,54 @@ def implementation_for(root: object) -> type:
 
 def check_outputs(outputs: Any, value_type: type) -> tuple:
     """``outputs`` as a tuple of Values of ``value_type``: one Value or an iterable of them."""
-    if isinstance(outputs, value_type):
-        return (outputs,)
+    return check_values("outputs", outputs, value_type)
+
+
+def check_values(what: str, values: Any, value_type: type) -> tuple:
+    """``values`` (the Tape argument ``what``) as a tuple of Values of ``value_type``: one
+    Value or an iterable of them."""
+    if isinstance(values, value_type):
+        return (values,)
     try:
-        outs = tuple(outputs)
+        out = tuple(values)
     except TypeError:
         raise TypeError(
-            f"Tape outputs must be a Value or an iterable of Values, not {type(outputs).__name__!r}"
+            f"Tape {what} must be a Value or an iterable of Values, not {type(values).__name__!r}"
         ) from None
-    for i, v in enumerate(outs):
+    for i, v in enumerate(out):
         if not isinstance(v, value_type):
             raise TypeError(
-                f"Tape outputs[{i}] must be a Value of the same engine as the root "
+                f"Tape {what}[{i}] must be a Value of the same engine as the root "
                 f"({value_type.__module__}.Value), not {type(v).__module__}.{type(v).__name__}"
             )
-    return outs
+    return out
+
+
+def leaf_roles(leaves: Sequence[Any], params: Any, constants: Any, value_type: type) -> Tuple[List[int], List[int]]:
+    """(the slots of the leaves ``forward()`` reads, the slots of those ``backward()`` adds
+    grads into), from Tape's ``params`` and ``constants`` (see Tape), in slot order."""
+    fixed = _leaf_ids("constants", check_values("constants", constants, value_type))
+    reads = [i for i, leaf in enumerate(leaves) if id(leaf) not in fixed]
+    if params is None:
+        return reads, reads
+    wanted = check_values("params", params, value_type)
+    ids = _leaf_ids("params", wanted)
+    for i, v in enumerate(wanted):
+        if id(v) in fixed:
+            raise ValueError(f"Tape params[{i}] ({v!r}) is also in constants: a constant gets no grad")
+    return reads, [i for i, leaf in enumerate(leaves) if id(leaf) in ids]
+
+
+def _leaf_ids(what: str, values: tuple) -> set:
+    ids = set()
+    for i, v in enumerate(values):
+        if v._code != LEAF:
+            raise ValueError(
+                f"Tape {what}[{i}] ({v!r}) is not a leaf (it has children): a tape reads "
+                "and writes only its leaves"
+            )
+        ids.add(id(v))
+    return ids
 
 
 def output_not_in_graph(i: int, v: object) -> ValueError:
@@ -250,7 +293,7 @@ class PythonTape:
 
     engine = "python"
 
-    def __init__(self, root: pure.Value, *, outputs: Any = ()) -> None:
+    def __init__(self, root: pure.Value, *, outputs: Any = (), params: Any = None, constants: Any = ()) -> None:
         if not isinstance(root, pure.Value):
             raise TypeError(f"PythonTape needs a pure-engine Value, not {type(root).__name__!r}")
         outs = check_outputs(outputs, pure.Value)
@@ -289,6 +332,9 @@ class PythonTape:
             if v not in slot:
                 raise output_not_in_graph(i, v)
             self._output_slots.append(slot[v])
+        reads, grads = leaf_roles(leaves, params, constants, pure.Value)
+        self._reads = [(i, leaves[i]) for i in reads]  # (slot, leaf): forward reads these
+        self._grads = [(i, leaves[i]) for i in grads]  # backward writes these
         self._root, self._outputs, self._leaves = root, outs, leaves
         self._code, self._a, self._b = code, a, b
         self._consts = array("d", consts)
@@ -327,7 +373,7 @@ class PythonTape:
         self._enter("forward")
         try:
             data = self._data
-            for i, leaf in enumerate(self._leaves):
+            for i, leaf in self._reads:  # a constant's slot keeps what capture read
                 data[i] = leaf._data
             self._complete = False
             self._forward_interior(data)
@@ -349,13 +395,14 @@ class PythonTape:
             n_leaves = len(leaves)
             # Interior grads start at 0, as on a fresh eager graph; leaf grads start at the
             # leaves' own, and get the same contributions in the same order as in eager mode.
+            # (The slots of leaves without grads are computed too, and never read.)
             for i in range(n_leaves, len(grad)):
                 grad[i] = 0.0
-            for i, leaf in enumerate(leaves):
+            for i, leaf in self._grads:
                 grad[i] = leaf._grad
             grad[len(grad) - 1] = 1.0
             self._backward_interior(grad)
-            for i, leaf in enumerate(leaves):
+            for i, leaf in self._grads:
                 leaf.grad = grad[i]
             self._root.grad = 1.0
         finally:

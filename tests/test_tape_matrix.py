@@ -58,20 +58,29 @@ def draw_grads(rng, n):
     return [rng.choice([0.0, -0.0, rng.uniform(-1, 1)]) for _ in range(n)]
 
 
-def check_replays(Value, build, n_leaves, seed, rounds=3, special=0.0):
+def check_replays(Value, build, n_leaves, seed, rounds=3, special=0.0, roles=None):
     """Capture ``build(leaves)`` (-> root, outputs) once; then, each round, set the leaves' data
     and grads and compare the tape's root, outputs and leaf grads with an eager build on the same
     values, bit for bit. Round 0 runs backward on the captured values (a fresh tape holds them);
     later rounds run forward first, on new values (odd rounds: special floats with probability
-    ``special``). Returns the tape."""
+    ``special``). ``roles`` (one letter per leaf, see Tape's params and constants): 'p' a
+    param, 'i' an input (read, no grad), 'c' a constant (its data kept, no grad); the leaves
+    without grads must keep theirs. None: Tape's defaults. Returns the tape."""
     rng = random.Random(seed)
     values = draw_values(rng, n_leaves)
     leaves = [Value(v) for v in values]
     root, outputs = build(leaves)
-    tape = Tape(root, outputs=outputs)
+    if roles is None:
+        tape = Tape(root, outputs=outputs)
+        roles = "p" * n_leaves
+    else:
+        tape = Tape(root, outputs=outputs, params=[v for v, r in zip(leaves, roles) if r == "p"],
+                    constants=[v for v, r in zip(leaves, roles) if r == "c"])
+    captured = values
     for round in range(rounds):
         if round:
             values = draw_values(rng, n_leaves, special if round % 2 else 0.0)
+            values = [c if r == "c" else v for v, c, r in zip(values, captured, roles)]
         grads = draw_grads(rng, n_leaves)
         fresh = [Value(v) for v in values]
         for leaf, g in zip(fresh, grads):
@@ -84,7 +93,8 @@ def check_replays(Value, build, n_leaves, seed, rounds=3, special=0.0):
         assert bits(value) == bits(e_root.data), f"round {round}: root"
         assert [bits(o.data) for o in outputs] == [bits(o.data) for o in e_outputs], f"round {round}: outputs"
         tape.backward()
-        assert [bits(v.grad) for v in leaves] == [bits(v.grad) for v in fresh], f"round {round}: leaf grads"
+        want = [bits(e.grad if r == "p" else g) for e, g, r in zip(fresh, grads, roles)]
+        assert [bits(v.grad) for v in leaves] == want, f"round {round}: leaf grads"
     return tape
 
 
@@ -270,8 +280,33 @@ def graph(recipe, leaves):
     return root, [named[key] for key in recipe["outputs"] if key in named]
 
 
-def check_recipe(Value, recipe, seed, rounds=3, special=0.0):
-    return check_replays(Value, lambda leaves: graph(recipe, leaves), recipe["n_leaves"], seed, rounds, special)
+def check_recipe(Value, recipe, seed, rounds=3, special=0.0, roles=None):
+    return check_replays(Value, lambda leaves: graph(recipe, leaves), recipe["n_leaves"], seed, rounds, special, roles)
+
+
+def _roles(recipe, input_role, weight_role):
+    """One role letter per leaf of the recipe (see check_replays): its inputs' and its layers'
+    leaves' (weight_role(l): of layer l)."""
+    roles = ["p"] * recipe["n_leaves"]
+    for row in recipe["inputs"]:
+        for i in row:
+            roles[i] = input_role
+    for l, layer in enumerate(recipe["layers"]):
+        for i in [i for row in layer["W"] for i in row] + layer["B"]:
+            roles[i] = weight_role(l)
+    return "".join(roles)
+
+
+# Which leaves a tape is told are params and constants (see Tape): a fixed dataset (the bench's
+# use), inputs loaded each step, the first layer frozen, a frozen first layer over constant
+# inputs, and any leaf any role.
+ROLE_SCHEMES = {
+    "dataset": lambda recipe, rng: _roles(recipe, "c", lambda l: "p"),
+    "inputs": lambda recipe, rng: _roles(recipe, "i", lambda l: "p"),
+    "frozen": lambda recipe, rng: _roles(recipe, "i", lambda l: "c" if l == 0 else "p"),
+    "frozen-dataset": lambda recipe, rng: _roles(recipe, "c", lambda l: "i" if l == 0 else "p"),
+    "any": lambda recipe, rng: "".join(rng.choice("pic") for _ in range(recipe["n_leaves"])),
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -679,8 +714,17 @@ if given is not None:
     @given(recipe=recipes, seed=st.integers(0, 2**32 - 1), special=st.sampled_from([0.0, 0.0, 0.03, 0.2]))
     def test_random_batched_layers_replay_like_eager(engine, recipe, seed, special):
         check_recipe(engine, recipe, seed, rounds=3, special=special)
+
+    @settings(max_examples=MATRIX_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(recipe=recipes, seed=st.integers(0, 2**32 - 1), scheme=st.sampled_from(sorted(ROLE_SCHEMES)))
+    def test_random_batched_layers_with_params_and_constants_replay_like_eager(engine, recipe, seed, scheme):
+        roles = ROLE_SCHEMES[scheme](recipe, random.Random(seed))
+        check_recipe(engine, recipe, seed, rounds=3, roles=roles)
 else:
     def test_random_batched_layers_replay_like_eager():
+        pytest.skip("hypothesis is not installed (pip install -e .[test])")
+
+    def test_random_batched_layers_with_params_and_constants_replay_like_eager():
         pytest.skip("hypothesis is not installed (pip install -e .[test])")
 
 

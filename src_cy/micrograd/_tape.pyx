@@ -298,6 +298,9 @@ cdef class CompiledTape:
     cdef int32_t *b
     cdef double *consts         # n_consts distinct constant exponents
     cdef PyObject **leaf_refs   # n_leaves owned references
+    cdef int32_t *read_slots    # n_reads leaves forward reads: all but the constants
+    cdef int32_t *grad_slots    # n_grads leaves backward adds grads into: the params
+    cdef Py_ssize_t n_reads, n_grads
     cdef int32_t *output_slots  # n_outputs
     cdef Run *runs              # n_runs dot products, in tape order (see _fuse_dots)
     cdef Run *group_runs        # GROUP_LANES runs per group, the leader first
@@ -311,6 +314,7 @@ cdef class CompiledTape:
     cdef Py_ssize_t root_slot   # the root's slot in data (the last, or the plan's)
     cdef Py_ssize_t n_forward, n_backward  # the plan's programs' steps, once grids took their activations
     cdef uint8_t *group_act     # per grid: the op of the activation it runs on its sums (0: none)
+    cdef uint8_t *group_flags   # per grid: NEED_W, NEED_X, FIXED_X (see _find_grid_flags)
     cdef double *operands       # per grid, its weights then its inputs, as forward gathered them
     cdef int64_t *operand_at    # per grid, where its operands start in `operands`
     cdef bint operands_fresh    # `operands` holds what data holds (backward then skips gathering)
@@ -322,12 +326,14 @@ cdef class CompiledTape:
     cdef bint complete          # data holds a whole forward pass (False after a failed one)
     cdef bint busy              # a replay is running (the GIL is released during it)
 
-    def __init__(self, Value root not None, *, outputs=()):
+    def __init__(self, Value root not None, *, outputs=(), params=None, constants=()):
         if self._root is not None:
             raise TypeError("CompiledTape.__init__ cannot be called twice")
         self._outputs = _api.check_outputs(outputs, Value)
         self._root = root
         self._capture(root)
+        reads, grads = _api.leaf_roles(self.leaves, params, constants, Value)
+        self._set_leaf_roles(reads, grads)  # before planning: grids skip what no leaf needs
         self.root_slot = self.n_leaves + self.n_interior - 1
         self.replay_outputs = self.output_slots
         if MATRIX_STAGE and plan_matrices(&self.plan, self.n_leaves, self.n_interior, self.code, self.a,
@@ -344,6 +350,8 @@ cdef class CompiledTape:
             for i in range(self.n_leaves):
                 Py_DECREF(<object>self.leaf_refs[i])
         free(self.leaf_refs)
+        free(self.read_slots)
+        free(self.grad_slots)
         free(self.data)
         free(self.grad)
         free(self.code)
@@ -361,6 +369,7 @@ cdef class CompiledTape:
                 free(self.act_slots[i])
         free(self.act_slots)
         free(self.group_act)
+        free(self.group_flags)
         free(self.operands)
         free(self.operand_at)
         free_plan(&self.plan)
@@ -383,6 +392,55 @@ cdef class CompiledTape:
         self.n_forward = self.n_backward = self.plan.n_steps
         self._absorb_activations()
         self._make_operand_buffers()
+        self._find_grid_flags()
+        return 0
+
+    cdef int _set_leaf_roles(self, list reads, list grads) except -1:
+        """read_slots and grad_slots from micrograd.tape.leaf_roles' lists."""
+        cdef Py_ssize_t i
+        self.read_slots = <int32_t *>malloc(max(len(reads), 1) * sizeof(int32_t))
+        self.grad_slots = <int32_t *>malloc(max(len(grads), 1) * sizeof(int32_t))
+        if self.read_slots == NULL or self.grad_slots == NULL:
+            raise MemoryError("Tape: out of memory capturing the graph")
+        for i in range(len(reads)):
+            self.read_slots[i] = reads[i]
+        self.n_reads = len(reads)
+        for i in range(len(grads)):
+            self.grad_slots[i] = grads[i]
+        self.n_grads = len(grads)
+        return 0
+
+    cdef int _find_grid_flags(self) except -1:
+        """What each grid needs. NEED_W, NEED_X: some weight (input) needs its grad: a computed
+        slot always does (its grad flows on), a leaf only if backward writes its grad. A grid
+        none of whose inputs need one skips that kernel (a dataset's grads, when only the
+        parameters' are wanted). FIXED_X: every input is a constant leaf (see Tape), so the
+        inputs are gathered once, here, and never again."""
+        cdef const MatrixPlan *p = &self.plan
+        cdef Py_ssize_t g, i, n
+        cdef const int32_t *x
+        cdef uint8_t *role = <uint8_t *>calloc(max(self.n_leaves, 1), sizeof(uint8_t))
+        self.group_flags = <uint8_t *>calloc(max(p.n_groups, 1), sizeof(uint8_t))
+        if role == NULL or self.group_flags == NULL:
+            free(role)
+            raise MemoryError("Tape: out of memory capturing the graph")
+        for i in range(self.n_grads):
+            role[self.grad_slots[i]] |= WANTS_GRAD
+        for i in range(self.n_reads):
+            role[self.read_slots[i]] |= READ
+        for g in range(p.n_groups):
+            x = p.slots + p.groups[g].x
+            n = <Py_ssize_t>p.groups[g].C * p.groups[g].K
+            if _any_leaf_is(p.slots + p.groups[g].w, <Py_ssize_t>p.groups[g].R * p.groups[g].K,
+                            role, WANTS_GRAD, self.n_leaves):
+                self.group_flags[g] |= NEED_W
+            if _any_leaf_is(x, n, role, WANTS_GRAD, self.n_leaves):
+                self.group_flags[g] |= NEED_X
+            if not _any_leaf_is(x, n, role, READ, self.n_leaves):
+                self.group_flags[g] |= FIXED_X
+                _gather(self.operands + self.operand_at[g] + <Py_ssize_t>p.groups[g].R * p.groups[g].K,
+                        self.data, x, n)
+        free(role)
         return 0
 
     cdef int _make_operand_buffers(self) except -1:
@@ -1050,8 +1108,8 @@ cdef class CompiledTape:
         cdef Py_ssize_t i, failed
         self._enter("forward")
         try:
-            for i in range(self.n_leaves):
-                self.data[i] = (<Value>self.leaf_refs[i])._data
+            for i in range(self.n_reads):  # a constant's slot keeps what capture read
+                self.data[self.read_slots[i]] = (<Value>self.leaf_refs[self.read_slots[i]])._data
             self.complete = False
             with nogil:
                 if self.plan.n_steps:
@@ -1080,8 +1138,9 @@ cdef class CompiledTape:
         try:
             if not self.complete:
                 raise _api.not_replayable()
-            for i in range(self.n_leaves):
-                self.grad[i] = (<Value>self.leaf_refs[i])._grad
+            # the slots of leaves without grads get contributions too, and are never read
+            for i in range(self.n_grads):
+                self.grad[self.grad_slots[i]] = (<Value>self.leaf_refs[self.grad_slots[i]])._grad
             with nogil:
                 if self.plan.n_steps:
                     failed = self._run_planned_backward()
@@ -1091,8 +1150,8 @@ cdef class CompiledTape:
             if failed != NO_ERROR:
                 raise _ops.unknown_op(self.plan.node_code[failed] if self.plan.n_steps
                                       else self.code[failed - self.n_leaves])
-            for i in range(self.n_leaves):
-                (<Value>self.leaf_refs[i])._grad = self.grad[i]
+            for i in range(self.n_grads):
+                (<Value>self.leaf_refs[self.grad_slots[i]])._grad = self.grad[self.grad_slots[i]]
             self._root._grad = 1.0
         finally:
             self.busy = False
@@ -1253,7 +1312,7 @@ cdef class CompiledTape:
             elif step >> STEP_SHIFT == STEP_CHAIN:
                 data[p.chain_out[index]] = _chain_forward(data, p.ta, p.tb, p.chains + index)
             else:
-                _group_forward(data, p.groups + index, p.slots, self.work,
+                _group_forward(data, p.groups + index, p.slots, self.work, self.group_flags[index],
                                self.operands + self.operand_at[index],
                                self.group_act[index], self.act_slots[index])
         return NO_ERROR
@@ -1296,7 +1355,7 @@ cdef class CompiledTape:
             else:
                 _group_backward(data, grad, p.groups + index, p.slots, self.work,
                                 self.operands + self.operand_at[index], self.operands_fresh,
-                                self.group_act[index], self.act_slots[index])
+                                self.group_act[index], self.act_slots[index], self.group_flags[index])
         return NO_ERROR
 
     cdef int _raise_forward_error(self, Py_ssize_t slot) except -1:
@@ -1554,6 +1613,24 @@ cdef inline void _run_backward_shared_few(const double *data, double *grad, cons
 # matrix kernels of micrograd/_matmul.h (each sum added in eager's order, many sums at once), the
 # results scattered back.
 
+cdef enum:
+    NEED_W = 1  # group_flags: some weight of the grid needs its grad
+    NEED_X = 2  # some input does
+    FIXED_X = 4  # every input is a constant leaf: gathered once, at capture
+    WANTS_GRAD = 1  # a leaf's role (_find_grid_flags): backward writes its grad
+    READ = 2  # forward reads its data
+
+
+cdef inline bint _any_leaf_is(const int32_t *slots, Py_ssize_t n, const uint8_t *role,
+                              uint8_t what, Py_ssize_t n_leaves) noexcept:
+    """Is any of these plan slots a computed one, or a leaf whose role has ``what``?"""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if slots[i] >= n_leaves or role[slots[i]] & what:
+            return True
+    return False
+
+
 cdef inline void _gather(double *dst, const double *src, const int32_t *slots,
                          Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i
@@ -1569,7 +1646,7 @@ cdef inline void _scatter(double *dst, const double *src, const int32_t *slots,
 
 
 cdef void _group_forward(double *data, const MatrixGroup *g, const int32_t *slots,
-                         double *work, double *operands, uint8_t act,
+                         double *work, uint8_t flags, double *operands, uint8_t act,
                          const int32_t *act_slots) noexcept nogil:
     """out[r, c] = start[r, c] + w[r, 0]*x[c, 0] + ... as eager adds it. The sums and starts
     are laid out column by column (sample by sample, as the nodes that read them): the kernels
@@ -1581,7 +1658,8 @@ cdef void _group_forward(double *data, const MatrixGroup *g, const int32_t *slot
     cdef double *S = work
     cdef double *O = S + R * C
     _gather(W, data, slots + g.w, R * K)
-    _gather(X, data, slots + g.x, C * K)
+    if not flags & FIXED_X:
+        _gather(X, data, slots + g.x, C * K)
     _gather(S, data, slots + g.s, R * C)
     mg_mm_forward(C, R, K, X, W, S, O, O + R * C)
     _scatter(data, O, slots + g.o, R * C)
@@ -1596,12 +1674,13 @@ cdef void _group_forward(double *data, const MatrixGroup *g, const int32_t *slot
 
 cdef void _group_backward(const double *data, double *grad, const MatrixGroup *g,
                           const int32_t *slots, double *work, double *operands, bint fresh,
-                          uint8_t act, const int32_t *act_slots) noexcept nogil:
+                          uint8_t act, const int32_t *act_slots, uint8_t needs) noexcept nogil:
     """Each dot product's backward as _chain_backward's: every term gets 0.0 + its sum's grad
     (top), the start gets that too (top itself if there is one term); a weight's grad its
     contributions column by column, an input's row by row (the plan's order: eager's). G is
     laid out column by column (see _group_forward), so the transposed problem's kernels run:
-    the input gradient's kernel makes dW, the weight gradient's dX."""
+    the input gradient's kernel makes dW, the weight gradient's dX. A side none of whose
+    operands needs a grad (``needs``, see _find_grid_flags) is skipped."""
     cdef Py_ssize_t R = g.R, C = g.C, K = g.K, i
     cdef const int32_t *out = slots + g.o
     cdef const int32_t *start = slots + g.s
@@ -1627,13 +1706,16 @@ cdef void _group_backward(const double *data, double *grad, const MatrixGroup *g
         G[i] = 0.0 + T[i]
     if not fresh:
         _gather(W, data, slots + g.w, R * K)
-        _gather(X, data, slots + g.x, C * K)
-    _gather(dW, grad, slots + g.w, R * K)
-    _gather(dX, grad, slots + g.x, C * K)
-    mg_mm_backward_x(C, R, K, X, G, dW, scratch)  # dW[r, k] += x[c, k] * G[c, r], c in order
-    mg_mm_backward_w(C, R, K, W, G, dX, scratch)  # dX[c, k] += w[r, k] * G[c, r], r in order
-    _scatter(grad, dW, slots + g.w, R * K)
-    _scatter(grad, dX, slots + g.x, C * K)
+        if not needs & FIXED_X:
+            _gather(X, data, slots + g.x, C * K)
+    if needs & NEED_W:
+        _gather(dW, grad, slots + g.w, R * K)
+        mg_mm_backward_x(C, R, K, X, G, dW, scratch)  # dW[r, k] += x[c, k] * G[c, r], c in order
+        _scatter(grad, dW, slots + g.w, R * K)
+    if needs & NEED_X:
+        _gather(dX, grad, slots + g.x, C * K)
+        mg_mm_backward_w(C, R, K, W, G, dX, scratch)  # dX[c, k] += w[r, k] * G[c, r], r in order
+        _scatter(grad, dX, slots + g.x, C * K)
     if K == 1:
         G = T
     if g.row_starts:
