@@ -151,7 +151,7 @@ def train_with_tape(
     labels = [value(0.0) for _ in range(n)]
     scores = list(map(model, inputs))
     total_loss = losses.hinge(scores, labels) + losses.l2(model.parameters(), alpha)
-    tape = Tape(total_loss, outputs=scores)
+    tape = Tape(total_loss, outputs=scores, params=model.parameters())  # inputs, labels: no grads
     for k in range(steps):
         Xb, yb = _batch(X, y, batch_size, batches)
         for leaf, xrow in zip(inputs, Xb):

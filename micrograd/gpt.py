@@ -211,9 +211,10 @@ def adam(model: GPT, lr: float) -> Adam:
 
 
 def capture(model: GPT, size: int) -> tuple:
-    """(tape, window): the graph of ``window_loss`` built once and recorded."""
+    """(tape, window): the graph of ``window_loss`` built once and recorded; backward writes
+    the parameters' grads (the window's leaves, loaded each step, need none)."""
     window = Window(model.Value, len(model.wte.w), size)
-    return micrograd.Tape(window_loss(model, window)), window
+    return micrograd.Tape(window_loss(model, window), params=model.parameters()), window
 
 
 def window_size(docs: Sequence[List[int]], cfg: Config) -> int:

@@ -32,6 +32,11 @@ METHODS = {
     "p.data -= lr * p.grad. Karpathy's micrograd and torch-scalar keep the demo's Python loops over the "
     "parameters (they have no micrograd.optim), torch-batched updates its weight tensors in place, and the C "
     "floors do both in C. The toy suite uses micrograd.optim on this package's engines and torch.optim on torch",
+    "tape_leaves": "the toy suite's tapes are told what a PyTorch user tells autograd: "
+    "Tape(loss, params=the model's parameters, constants=the dataset's input Values) for the MLPs, whose data "
+    "is the same every step (backward writes only the parameters' grads; forward reads the inputs once, at "
+    "capture), and params= alone for the GPT, whose one-hot input leaves are loaded every step; the eager "
+    "contenders compute every leaf's grad, as Karpathy's code does, and torch's inputs do not require grad",
     "ns_per_node": "median time / the number of nodes in the workload's graph, counted once by walking the "
     "pure engine's graph (node-creation: per op)",
     "ratios": "x python = the pure engine's median / this engine's median on the same workload and size, "

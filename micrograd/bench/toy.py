@@ -149,15 +149,14 @@ def initial_weights(shape: Sequence[int]) -> List[float]:
 
 class ValueStep:
     """One training step on this package's engine. Eager: ``build(k)`` makes the k-th step's
-    loss graph. Replayed: the graph of ``build(0)`` is recorded once; ``load(k)`` writes the
-    k-th step's data into its leaves before each replay."""
+    loss graph. Replayed: ``tape`` recorded one such graph; ``load(k)`` writes the k-th step's
+    data into its leaves before each replay."""
 
     def __init__(self, build: Callable[[int], Any], params: List[Any], optimizer: Any, tape: Any = None,
                  load: Optional[Callable[[int], None]] = None, size_hint: int = 0) -> None:
-        self.build, self.params, self.opt, self.load = build, params, optimizer, load
+        self.build, self.params, self.opt, self.load, self.tape = build, params, optimizer, load, tape
         self.size_hint = size_hint  # about the nodes of an eager graph, 0 if unknown
         self.k = 0
-        self.tape = tape(build(0)) if tape is not None else None
 
     def step(self) -> float:
         k, self.k = self.k, self.k + 1
@@ -208,18 +207,27 @@ def value_step(engine: str, name: str, data: Dict[str, Any], samples: int = 0) -
     for p, w in zip(params, initial_weights(sizes(toy))):
         p.data = w
     if toy.family == "moons":
-        def build(k: int) -> Any:  # as Karpathy's demo: the inputs made anew each step
-            scores = [model([Value(v) for v in row]) for row in X]
-            return losses.hinge(scores, y) + losses.l2(params, L2)
+        def loss(rows: List[List[Any]]) -> Any:
+            return losses.hinge([model(row) for row in rows], y) + losses.l2(params, L2)
 
         opt = optim.SGD(params, lr=MOONS_LR)
     else:
-        def build(k: int) -> Any:
-            return losses.cross_entropy([model([Value(v) for v in row]) for row in X], y)
+        def loss(rows: List[List[Any]]) -> Any:
+            return losses.cross_entropy([model(row) for row in rows], y)
 
         opt = optim.SGD(params, lr=DIGITS_LR)
+
+    def build(k: int) -> Any:  # as Karpathy's demo: the inputs made anew each step
+        return loss([[Value(v) for v in row] for row in X])
+
     hint = len(X) * sum(2 * a * b for a, b in zip(sizes(toy), sizes(toy)[1:]))  # a mul and an add a weight
-    return ValueStep(build, params, opt, tape, size_hint=hint)
+    if tape is None:
+        return ValueStep(build, params, opt, size_hint=hint)
+    # A tape is told what a PyTorch user tells autograd: the parameters need grads; the dataset
+    # does not, and it does not change from step to step.
+    rows = [[Value(v) for v in row] for row in X]
+    recorded = tape(loss(rows), params=params, constants=[v for row in rows for v in row])
+    return ValueStep(build, params, opt, recorded, size_hint=hint)
 
 
 def _gpt_value_step(Value: type, tape: Any, data: Dict[str, Any]) -> ValueStep:
@@ -231,7 +239,9 @@ def _gpt_value_step(Value: type, tape: Any, data: Dict[str, Any]) -> ValueStep:
     if tape is None:
         return ValueStep(lambda k: gpt.name_loss(model, docs[k % len(docs)]), model.parameters(), opt)
     window = gpt.Window(Value, data["vocab_size"], model.cfg.block_size)
-    return ValueStep(lambda k: gpt.window_loss(model, window), model.parameters(), opt, tape,
+    params = model.parameters()
+    recorded = tape(gpt.window_loss(model, window), params=params)  # the one-hot inputs change: read
+    return ValueStep(lambda k: gpt.window_loss(model, window), params, opt, recorded,
                      load=lambda k: window.load(docs[k % len(docs)]))
 
 
