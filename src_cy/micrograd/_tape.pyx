@@ -1187,8 +1187,9 @@ cdef class CompiledTape:
     def _fused_nbytes(self):
         """Bytes of the arrays the dot product loops read (runs, groups, chains, their terms;
         or the matrix plan's steps, chains, grids, their kept operands and activations, and
-        workspace), beside the shared layout that
-        nbytes counts (a planned tape's data and grad are the plan's, usually far fewer)."""
+        workspace; the lists of leaves forward reads and backward writes), beside the shared
+        layout that nbytes counts (a planned tape's data and grad are the plan's, usually far
+        fewer)."""
         cdef const MatrixPlan *p = &self.plan
         cdef Py_ssize_t g, grids = 0  # the grids' kept operands and their activations' slots
         self._check_captured("_fused_nbytes")
@@ -1200,7 +1201,8 @@ cdef class CompiledTape:
                 + self.n_chains * sizeof(Chain) + 2 * self.n_terms * sizeof(int32_t)
                 + 2 * p.n_steps * sizeof(uint32_t) + p.n_nodes * (sizeof(uint8_t) + 3 * sizeof(int32_t))
                 + p.n_chains * (sizeof(Chain) + sizeof(int32_t)) + 2 * p.n_terms * sizeof(int32_t)
-                + p.n_groups * sizeof(MatrixGroup) + p.n_slots * sizeof(int32_t)
+                + p.n_groups * (sizeof(MatrixGroup) + sizeof(uint8_t)) + p.n_slots * sizeof(int32_t)
+                + (self.n_reads + self.n_grads) * sizeof(int32_t)
                 + (p.workspace if p.n_steps else 0) * sizeof(double))
 
     def _matrix_groups(self):
