@@ -153,8 +153,9 @@ class ValueStep:
     data into its leaves before each replay."""
 
     def __init__(self, build: Callable[[int], Any], params: List[Any], optimizer: Any, tape: Any = None,
-                 load: Optional[Callable[[int], None]] = None, size_hint: int = 0) -> None:
+                 load: Optional[Callable[[int], None]] = None, size_hint: int = 0, dataset: Sequence[Any] = ()) -> None:
         self.build, self.params, self.opt, self.load, self.tape = build, params, optimizer, load, tape
+        self.dataset = dataset  # the input Values the tape was told are constants
         self.size_hint = size_hint  # about the nodes of an eager graph, 0 if unknown
         self.k = 0
 
@@ -226,8 +227,9 @@ def value_step(engine: str, name: str, data: Dict[str, Any], samples: int = 0) -
     # A tape is told what a PyTorch user tells autograd: the parameters need grads; the dataset
     # does not, and it does not change from step to step.
     rows = [[Value(v) for v in row] for row in X]
-    recorded = tape(loss(rows), params=params, constants=[v for row in rows for v in row])
-    return ValueStep(build, params, opt, recorded, size_hint=hint)
+    dataset = [v for row in rows for v in row]
+    recorded = tape(loss(rows), params=params, constants=dataset)
+    return ValueStep(build, params, opt, recorded, size_hint=hint, dataset=dataset)
 
 
 def _gpt_value_step(Value: type, tape: Any, data: Dict[str, Any]) -> ValueStep:
