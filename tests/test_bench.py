@@ -529,6 +529,8 @@ def test_formatting():
     assert report.fmt_time(1.5) == "1.5 s"
     assert report.fmt_time(0.00123) == "1.23 ms"
     assert report.fmt_time(4.2e-7) == "420 ns"
+    assert report.fmt_time(0.0009996) == "1 ms"  # three digits round up into the next unit
+    assert report.fmt_time(0.000999) == "999 us"
     assert report.fmt_ratio(123.4) == "123x" and report.fmt_ratio(2.345) == "2.35x"
     assert report.finite({"a": [float("nan"), 1.0, float("inf")]}) == {"a": [None, 1.0, None]}
     assert c_floor.short_version("gcc (Debian 12.2.0-14+deb12u1) 12.2.0") == "gcc 12.2.0"

@@ -58,7 +58,7 @@ def fmt_time(seconds: Optional[float]) -> str:
     if seconds is None:
         return "-"
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
-        if seconds >= scale or unit == "ns":
+        if seconds >= 0.9995 * scale or unit == "ns":  # 999.6 us rounds to 1 ms, not "1e+03 us"
             v = seconds / scale
             return f"{v:.3g} {unit}" if v < 1000 else f"{v:.0f} {unit}"
     return f"{seconds} s"

@@ -1676,13 +1676,13 @@ cdef void _group_forward(double *data, const MatrixGroup *g, const int32_t *slot
 
 cdef void _group_backward(const double *data, double *grad, const MatrixGroup *g,
                           const int32_t *slots, double *work, double *operands, bint fresh,
-                          uint8_t act, const int32_t *act_slots, uint8_t needs) noexcept nogil:
+                          uint8_t act, const int32_t *act_slots, uint8_t flags) noexcept nogil:
     """Each dot product's backward as _chain_backward's: every term gets 0.0 + its sum's grad
     (top), the start gets that too (top itself if there is one term); a weight's grad its
     contributions column by column, an input's row by row (the plan's order: eager's). G is
     laid out column by column (see _group_forward), so the transposed problem's kernels run:
     the input gradient's kernel makes dW, the weight gradient's dX. A side none of whose
-    operands needs a grad (``needs``, see _find_grid_flags) is skipped."""
+    operands needs a grad (``flags``, see _find_grid_flags) is skipped."""
     cdef Py_ssize_t R = g.R, C = g.C, K = g.K, i
     cdef const int32_t *out = slots + g.o
     cdef const int32_t *start = slots + g.s
@@ -1708,13 +1708,13 @@ cdef void _group_backward(const double *data, double *grad, const MatrixGroup *g
         G[i] = 0.0 + T[i]
     if not fresh:
         _gather(W, data, slots + g.w, R * K)
-        if not needs & FIXED_X:
+        if not flags & FIXED_X:
             _gather(X, data, slots + g.x, C * K)
-    if needs & NEED_W:
+    if flags & NEED_W:
         _gather(dW, grad, slots + g.w, R * K)
         mg_mm_backward_x(C, R, K, X, G, dW, scratch)  # dW[r, k] += x[c, k] * G[c, r], c in order
         _scatter(grad, dW, slots + g.w, R * K)
-    if needs & NEED_X:
+    if flags & NEED_X:
         _gather(dX, grad, slots + g.x, C * K)
         mg_mm_backward_w(C, R, K, W, G, dX, scratch)  # dX[c, k] += w[r, k] * G[c, r], r in order
         _scatter(grad, dX, slots + g.x, C * K)
