@@ -68,18 +68,20 @@ class Tape(abc.ABC):
       it once, at capture, never writes their ``.grad``, and ``forward()`` does not read them
       again, so a change to their ``.data`` is not seen: capture a new tape for that.
 
-    - ``forward() -> float``: read every leaf's ``.data``, recompute every node; write the new
-      values into ``root.data`` and each output's ``.data``, and return ``root.data``.
+    - ``forward() -> float``: read every leaf's ``.data`` (but the constants'), recompute every
+      node; write the new values into ``root.data`` and each output's ``.data``, and return
+      ``root.data``.
     - ``backward()``: back-propagate from root (its grad set to 1) through the values of the
-      last forward (or of capture, for a fresh tape) and *add* into every leaf's ``.grad``,
-      as eager ``root.backward()`` does on a fresh graph: call ``zero_grad()`` first.
+      last forward (or of capture, for a fresh tape) and *add* into every leaf's ``.grad``
+      (the params' only), as eager ``root.backward()`` does on a fresh graph: call
+      ``zero_grad()`` first.
     - ``leaves``: the leaf Values, ``root``, ``outputs``; ``len(tape)``: nodes recorded;
       ``nbytes``: memory of the tape's own arrays (25 bytes per interior node, 24 per leaf,
       plus 8 per distinct constant exponent and 4 per output); ``engine``: "python"/"cython".
 
-    What replay writes: the leaves' ``.grad``, ``root.data`` and ``root.grad`` (set to 1, as
-    eager does), and the outputs' ``.data``. Other interior Values keep the data and grad they
-    had at capture. The tape holds references to root, outputs and leaves: they (and, through
+    What replay writes: the leaves' ``.grad`` (the params' only), ``root.data`` and
+    ``root.grad`` (set to 1, as eager does), and the outputs' ``.data``. Other interior Values
+    keep the data and grad they had at capture. The tape holds references to root, outputs and leaves: they (and, through
     root, the eager graph) live as long as the tape.
 
     Errors: a forward that fails (``log`` of a non-positive number, ``exp`` or ``**``
@@ -101,11 +103,13 @@ class Tape(abc.ABC):
 
     @abc.abstractmethod
     def forward(self) -> float:
-        """Recompute every node from the leaves' current ``.data``; return the root's value."""
+        """Recompute every node from the leaves' current ``.data`` (the constants' as captured);
+        return the root's value."""
 
     @abc.abstractmethod
     def backward(self) -> None:
-        """Add d(root)/d(leaf) into every leaf's ``.grad`` (root's grad set to 1)."""
+        """Add d(root)/d(leaf) into every leaf's ``.grad``, or only the params' if given (root's
+        grad set to 1)."""
 
     @property
     @abc.abstractmethod
