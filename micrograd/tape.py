@@ -184,11 +184,13 @@ def check_values(what: str, values: Any, value_type: type) -> tuple:
     return out
 
 
-def leaf_roles(leaves: Sequence[Any], params: Any, constants: Any, value_type: type) -> Tuple[List[int], List[int]]:
+def leaf_roles(leaves: Sequence[Any], params: Any, constants: Any, value_type: type) -> Tuple[Sequence[int], Sequence[int]]:
     """(the slots of the leaves ``forward()`` reads, the slots of those ``backward()`` adds
     grads into), from Tape's ``params`` and ``constants`` (see Tape), in slot order."""
     fixed = _leaf_ids("constants", check_values("constants", constants, value_type))
-    reads = [i for i, leaf in enumerate(leaves) if id(leaf) not in fixed]
+    reads: Sequence[int] = range(len(leaves))  # the default: every leaf, without a pass over them
+    if fixed:
+        reads = [i for i, leaf in enumerate(leaves) if id(leaf) not in fixed]
     if params is None:
         return reads, reads
     wanted = check_values("params", params, value_type)

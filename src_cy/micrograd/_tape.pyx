@@ -395,8 +395,8 @@ cdef class CompiledTape:
         self._find_grid_flags()
         return 0
 
-    cdef int _set_leaf_roles(self, list reads, list grads) except -1:
-        """read_slots and grad_slots from micrograd.tape.leaf_roles' lists."""
+    cdef int _set_leaf_roles(self, object reads, object grads) except -1:
+        """read_slots and grad_slots from micrograd.tape.leaf_roles' sequences."""
         cdef Py_ssize_t i
         self.read_slots = <int32_t *>malloc(max(len(reads), 1) * sizeof(int32_t))
         self.grad_slots = <int32_t *>malloc(max(len(grads), 1) * sizeof(int32_t))
