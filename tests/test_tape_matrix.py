@@ -348,6 +348,15 @@ def check_training(engine, model, twin, build, rows, steps, update, rng, vary_in
     return tape
 
 
+def twin_mlps(nn, seed, *args, **kwargs):
+    """Two MLPs with the same initial weights (made after random.seed(seed)): one to replay,
+    one to build eagerly beside it."""
+    random.seed(seed)
+    model = nn.MLP(*args, **kwargs)
+    random.seed(seed)
+    return model, nn.MLP(*args, **kwargs)
+
+
 def sgd(lr):
     def update(model, twin):
         for p, q in zip(model.parameters(), twin.parameters()):
@@ -376,10 +385,7 @@ DEMO_X, DEMO_Y = make_moons(DEMO_BATCH, noise=0.1)
 @pytest.mark.parametrize("inputs", ["values", "floats"])
 @pytest.mark.parametrize("reg", ["data+reg", "reg+data", None])
 def test_the_demo_replays_like_eager(nn, engine, reg, inputs):
-    random.seed(1337)
-    model = nn.MLP(2, [16, 16, 1])
-    random.seed(1337)
-    twin = nn.MLP(2, [16, 16, 1])
+    model, twin = twin_mlps(nn, 1337, 2, [16, 16, 1])
     value_type = engine if inputs == "values" else None
     tape = check_training(value_type, model, twin, demo_loss(reg), DEMO_X, 3, sgd(0.5), random.Random(1))
     if tape.engine == "cython":
@@ -448,10 +454,7 @@ def digits_loss(targets, cross_entropy):
 
 def test_digits_replay_like_eager(nn, engine):
     X, y = digits_batch(32)
-    random.seed(7)
-    model = nn.MLP(64, [32, 10], init="he")
-    random.seed(7)
-    twin = nn.MLP(64, [32, 10], init="he")
+    model, twin = twin_mlps(nn, 7, 64, [32, 10], init="he")
     tape = check_training(engine, model, twin, digits_loss(y, None), X, 2, sgd(0.1), random.Random(2))
     if tape.engine == "cython":
         groups, dots, terms = matrix(tape)
@@ -467,10 +470,7 @@ def test_digits_with_losses_cross_entropy_replay_like_eager_on_the_captured_batc
     # losses.cross_entropy shifts by the largest logit's value, a constant at capture: the
     # replay is eager's only on the captured values (step 0), which is what this checks
     X, y = digits_batch(8)
-    random.seed(8)
-    model = nn.MLP(64, [32, 10], init="he")
-    random.seed(8)
-    twin = nn.MLP(64, [32, 10], init="he")
+    model, twin = twin_mlps(nn, 8, 64, [32, 10], init="he")
     check_training(engine, model, twin, digits_loss(y, losses.cross_entropy), X, 1, sgd(0.1), random.Random(3))
 
 
@@ -649,10 +649,7 @@ def test_special_floats_in_a_batch_replay_like_eager(engine, seed):
 
 
 def test_two_tapes_of_one_model_train_like_eager(nn, engine):
-    random.seed(11)
-    model = nn.MLP(2, [16, 16, 1])
-    random.seed(11)
-    twin = nn.MLP(2, [16, 16, 1])
+    model, twin = twin_mlps(nn, 11, 2, [16, 16, 1])
     opt, twin_opt = optim.Adam(model.parameters(), lr=0.05), optim.Adam(twin.parameters(), lr=0.05)
     X, y = make_moons(14, noise=0.2, seed=3)
     halves = [(X[:8], y[:8]), (X[8:], y[8:])]
