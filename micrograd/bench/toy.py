@@ -218,15 +218,18 @@ def value_step(engine: str, name: str, data: Dict[str, Any], samples: int = 0) -
 
         opt = optim.SGD(params, lr=DIGITS_LR)
 
+    def inputs() -> List[List[Any]]:
+        return [[Value(v) for v in row] for row in X]
+
     def build(k: int) -> Any:  # as Karpathy's demo: the inputs made anew each step
-        return loss([[Value(v) for v in row] for row in X])
+        return loss(inputs())
 
     hint = len(X) * sum(2 * a * b for a, b in zip(sizes(toy), sizes(toy)[1:]))  # a mul and an add a weight
     if tape is None:
         return ValueStep(build, params, opt, size_hint=hint)
     # A tape is told what a PyTorch user tells autograd: the parameters need grads; the dataset
     # does not, and it does not change from step to step.
-    rows = [[Value(v) for v in row] for row in X]
+    rows = inputs()
     dataset = [v for row in rows for v in row]
     recorded = tape(loss(rows), params=params, constants=dataset)
     return ValueStep(build, params, opt, recorded, size_hint=hint, dataset=dataset)

@@ -722,29 +722,35 @@ cdef class _Planner:
                 return False
         return True
 
+    cdef inline bint _add_terms(self, const int32_t *side, Py_ssize_t d, Py_ssize_t K, int operand,
+                                uint32_t *last) noexcept:
+        """_add for each of dot product d's K terms in order: its product's contribution to
+        the grad of the operand on ``side`` (ta: the weight, operand 0; tb: the input, 1)."""
+        cdef Py_ssize_t t
+        for t in range(self.d_first[d], self.d_first[d] + K):
+            if not self._add(side[t], self.tm[t], operand, last):
+                return False
+        return True
+
     cdef bint _verify_group(self, Py_ssize_t g, uint32_t *last) except -1:
         """The group step's order: each weight's grad gets its row's columns ascending, each
         input's its column's rows ascending, then the starts (columns, rows: a start that
         serves a whole layer, as eager builds it sample by sample). A grid's weights and inputs
         are distinct slots (_disjoint), so only each one's own sequence counts, not how the
         kernels interleave them: the loops read each dot product's terms in a row."""
-        cdef Py_ssize_t R, C, K, off, r, c, t, d, i
+        cdef Py_ssize_t R, C, K, off, r, c, d, i
         R, C, K, off = self.groups[g]
         for i in range(R * C):
             if self.remaining[self.L + self.P + self.grid[off + i]] != 0:
                 return False
         for r in range(R):
             for c in range(C):
-                d = self.grid[off + r * C + c]
-                for t in range(self.d_first[d], self.d_first[d] + K):
-                    if not self._add(self.ta[t], self.tm[t], 0, last):
-                        return False
+                if not self._add_terms(self.ta, self.grid[off + r * C + c], K, 0, last):
+                    return False
         for c in range(C):
             for r in range(R):
-                d = self.grid[off + r * C + c]
-                for t in range(self.d_first[d], self.d_first[d] + K):
-                    if not self._add(self.tb[t], self.tm[t], 1, last):
-                        return False
+                if not self._add_terms(self.tb, self.grid[off + r * C + c], K, 1, last):
+                    return False
         for c in range(C):
             for r in range(R):
                 d = self.grid[off + r * C + c]
